@@ -1,0 +1,1 @@
+"""Datasets that avgate can build or read."""

@@ -1,0 +1,164 @@
+import wave
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from avgate.datasets.demo import DemoConfig, generate
+from avgate.media import (
+    MediaError,
+    decode_audio,
+    decode_frames,
+    fit_length,
+    probe,
+    seconds_in,
+    verify,
+)
+
+SECONDS, FPS, SIZE, RATE = 3, 4, 64, 16000
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("media") / "demo"
+    config = DemoConfig(n_clips=1, clip_seconds=SECONDS, min_event_seconds=1, max_event_seconds=2)
+    generate(config, root, progress=False)
+    return root / "v0000.mp4"
+
+
+def write_wav(path: Path, seconds: float, rate: int, channels: int) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.repeat(tone[:, None], channels, axis=1).tobytes())
+    return path
+
+
+def write_video_only(path: Path) -> Path:
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=4)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for i in range(8):
+            frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, 4)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def test_probe_reads_metadata(clip):
+    info = probe(clip)
+    assert info.duration_s == pytest.approx(SECONDS, abs=0.1)
+    assert (info.sample_rate, info.channels) == (RATE, 1)
+    assert info.has_video
+    assert info.fps == FPS
+    assert (info.width, info.height) == (SIZE, SIZE)
+
+
+def test_verify_returns_decoded_audio_duration(clip):
+    info = verify(clip)
+    assert info.duration_s == pytest.approx(SECONDS, abs=0.1)
+    assert info.has_video
+
+
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_decode_audio_is_mono_float32_at_requested_rate(clip, rate):
+    audio = decode_audio(clip, rate)
+    assert audio.dtype == np.float32
+    assert audio.ndim == 1
+    assert len(audio) == pytest.approx(SECONDS * rate, abs=0.1 * rate)
+    assert 0 < np.abs(audio).max() < 1.0
+
+
+def test_decode_frames_gives_seconds_times_fps_rgb_frames(clip):
+    frames = decode_frames(clip, FPS)
+    assert frames.shape == (SECONDS * FPS, SIZE, SIZE, 3)
+    assert frames.dtype == np.uint8
+
+
+def test_decode_frames_samples_last_frame_at_or_before_each_time(clip):
+    native = decode_frames(clip, FPS)
+    slower = decode_frames(clip, FPS / 2)
+    faster = decode_frames(clip, FPS * 2)
+    assert len(slower) == SECONDS * FPS // 2
+    np.testing.assert_array_equal(slower, native[::2])
+    assert len(faster) == SECONDS * FPS * 2
+    np.testing.assert_array_equal(faster[::2], native)
+    np.testing.assert_array_equal(faster[1::2], native)
+
+
+def test_decode_frames_resizes_to_width_height(clip):
+    frames = decode_frames(clip, FPS, size=(32, 16))
+    assert frames.shape == (SECONDS * FPS, 16, 32, 3)
+
+
+def test_stereo_wav_decodes_to_mono_at_resampled_rate(tmp_path):
+    path = write_wav(tmp_path / "tone.wav", seconds=1.5, rate=22050, channels=2)
+    info = verify(path)
+    assert (info.sample_rate, info.channels, info.has_video) == (22050, 2, False)
+    assert info.fps is None
+    assert info.duration_s == pytest.approx(1.5, abs=1e-3)
+    audio = decode_audio(path, 16000)
+    assert audio.shape == pytest.approx((24000,), abs=32)
+    # FFmpeg's downmix is (L + R) / sqrt(2), not the mean: equal channels gain 3 dB.
+    assert np.abs(audio).max() == pytest.approx(0.5 * np.sqrt(2), abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("duration", "seconds"), [(9.98, 10), (10.4, 10), (10.6, 11), (0.2, 1), (0.0, 1)]
+)
+def test_seconds_in(duration, seconds):
+    assert seconds_in(duration) == seconds
+
+
+def test_fit_length_trims_pads_and_fills_empty():
+    x = np.arange(6).reshape(3, 2)
+    np.testing.assert_array_equal(fit_length(x, 2), x[:2])
+    np.testing.assert_array_equal(fit_length(x, 3), x)
+    np.testing.assert_array_equal(fit_length(x, 5), [[0, 1], [2, 3], [4, 5], [4, 5], [4, 5]])
+    empty = fit_length(np.zeros((0, 4), np.float32), 3)
+    assert empty.shape == (3, 4)
+    assert empty.dtype == np.float32
+    assert not empty.any()
+
+
+def assert_rejected(fn, path: Path, reason: str, *args) -> None:
+    with pytest.raises(MediaError) as caught:
+        fn(path, *args)
+    assert str(path) in str(caught.value)
+    assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize("fn", [probe, verify, decode_audio, decode_frames])
+def test_empty_missing_and_non_media_files_are_rejected_by_every_function(tmp_path, fn):
+    args = (RATE,) if fn in (decode_audio, decode_frames) else ()
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    assert_rejected(fn, empty, "empty file (0 bytes)", *args)
+    assert_rejected(fn, tmp_path / "missing.mp4", "no such file", *args)
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 100)
+    assert_rejected(fn, text, "not a media file", *args)
+
+
+def test_truncated_file_probes_but_fails_verify(clip, tmp_path):
+    cut = tmp_path / "cut.mp4"
+    data = clip.read_bytes()
+    cut.write_bytes(data[: int(0.4 * len(data))])
+    assert probe(cut).duration_s == pytest.approx(SECONDS, abs=0.1)
+    assert_rejected(verify, cut, "truncated: decoded")
+
+
+def test_missing_streams_are_named(tmp_path):
+    video_only = write_video_only(tmp_path / "silent.mp4")
+    assert_rejected(verify, video_only, "no audio stream")
+    assert_rejected(decode_audio, video_only, "no audio stream", RATE)
+    wav = write_wav(tmp_path / "tone.wav", seconds=1.0, rate=8000, channels=1)
+    assert_rejected(decode_frames, wav, "no video stream", FPS)
