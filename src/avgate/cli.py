@@ -1,0 +1,125 @@
+"""The `avgate` command: one subcommand per DVC stage, plus the commands people type.
+
+Each subcommand loads params.yaml and calls one stage function; errors that a user can fix are
+printed as one message naming the file and the fix, with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from avgate.config import ConfigError, Params
+from avgate.datasets.ave import AnnotationError
+from avgate.media import MediaError
+from avgate.stages import StageError
+
+USER_ERRORS = (ConfigError, AnnotationError, MediaError, StageError, FileNotFoundError)
+
+
+def _demo_data(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import demo_data
+
+    demo_data.run(params, Path(args.out))
+
+
+def _ingest(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import ingest
+
+    summary = ingest.run(params)
+    print(
+        f"ingest: {summary['n_ok']} of {summary['n_files']} files usable, "
+        f"{summary['n_failed']} failed (see {ingest.REPORT})"
+    )
+
+
+def _split(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import split
+
+    summary = split.run(params)
+    print(f"split: {summary['n_clips']} clips, group overlap {summary['group_overlap']}")
+
+
+def _embed(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import embed
+
+    meta = embed.run(params, args.encoder)
+    print(f"embed {args.encoder}: dim {meta['dim']}, {meta['seconds']:.1f} s")
+
+
+def _train(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import train
+
+    result = train.run(params, args.seed)
+    print(
+        f"train seed {args.seed}: best epoch {result['best_epoch']} of {result['epochs_run']}, "
+        f"val loss {result['best_val_loss']:.4f}"
+    )
+
+
+def _evaluate(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import evaluate
+
+    scores = evaluate.run(params, args.seed)
+    primary = params.evaluate.primary_metric
+    print(
+        f"evaluate seed {args.seed}: test {primary} {scores['test'][primary]:.4f} "
+        f"(majority baseline {scores['majority_baseline_test'][primary]:.4f})"
+    )
+
+
+def _summarize(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import summarize
+
+    summary = summarize.run(params)
+    primary = summary["primary_metric"]
+    test = summary["test"][primary]
+    print(
+        f"summarize: test {primary} {test['mean']:.4f} ± {test['std']:.4f} (sample std) over "
+        f"{summary['n_seeds']} seeds; majority baseline "
+        f"{summary['majority_baseline']['test'][primary]:.4f}"
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="avgate", description=__doc__.splitlines()[0])
+    root.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    demo = add("demo-data", _demo_data, "write the built-in audio-visual demo dataset")
+    demo.add_argument("--out", default="data/raw/demo", help="output folder (default: %(default)s)")
+    add("ingest", _ingest, "probe and decode every media file; write manifest and segments")
+    add("split", _split, "grouped train/val/test split with a leakage report")
+    add("embed", _embed, "embed every split with one encoder").add_argument(
+        "--encoder", required=True, help="a name listed in embed.encoders"
+    )
+    add("train", _train, "train the head for one seed").add_argument(
+        "--seed", type=int, required=True
+    )
+    add("evaluate", _evaluate, "predict val and test for one seed").add_argument(
+        "--seed", type=int, required=True
+    )
+    add("summarize", _summarize, "aggregate seeds into metrics/eval.json and plots/")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        params = Params.load(args.params)
+        args.handler(args, params)
+    except USER_ERRORS as error:
+        print(f"avgate {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Heads and their training loop; nothing here reads or writes files."""

@@ -1,0 +1,90 @@
+"""Records several stages share: usable clips with their split, fused embeddings, labels.
+
+The embeddings of all encoders in `embed.encoders` are fused by concatenation; their indexes
+must agree row for row. For `task.kind: clip`, the seconds of each clip are pooled into one row
+(mean, then max).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from avgate.config import Params
+from avgate.stages import StageError
+
+SPLITS = ("train", "val", "test")
+EMBEDDINGS = Path("data/embeddings")
+
+
+def embedding_dir(encoder: str) -> Path:
+    """Where the embeddings of one encoder live."""
+    return EMBEDDINGS / encoder
+
+
+def usable_clips(params: Params) -> pd.DataFrame:
+    """Manifest rows with status ok, joined with their split, ordered by clip_id."""
+    manifest = pd.read_parquet(params.data.interim_dir / "manifest.parquet")
+    splits = pd.read_parquet(params.data.splits_dir / "splits.parquet")
+    clips = manifest[manifest["status"] == "ok"].merge(splits, on="clip_id", how="inner")
+    return clips.sort_values("clip_id").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Model inputs of one split: features x, string labels, and the (clip_id[, t]) index."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    index: pd.DataFrame
+
+
+def fused_embeddings(params: Params, split: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """Concatenate every encoder's embeddings of `split`; return features and (clip_id, t) index."""
+    parts, index = [], None
+    for name in params.embed.encoders:
+        folder = embedding_dir(name)
+        if not (folder / f"{split}.npy").exists():
+            raise StageError(f"{folder / f'{split}.npy'}: missing; run `dvc repro embed@{name}`")
+        this = pd.read_parquet(folder / f"{split}.index.parquet")
+        if index is None:
+            index = this
+        elif not index.equals(this):
+            raise StageError(
+                f"{folder}: rows differ from {embedding_dir(params.embed.encoders[0])}; "
+                "re-run `dvc repro` so that every encoder embeds the same clips"
+            )
+        parts.append(np.load(folder / f"{split}.npy", mmap_mode="r"))
+    return np.concatenate(parts, axis=1).astype(np.float32), index
+
+
+def examples(params: Params, split: str) -> Examples:
+    """Features and labels of `split` for the task kind in params."""
+    x, index = fused_embeddings(params, split)
+    if params.task.kind == "event":
+        segments = pd.read_parquet(params.data.interim_dir / "segments.parquet")
+        labelled = index.merge(segments, on=["clip_id", "t"], how="left")
+        missing = labelled["label"].isna()
+        if missing.any():
+            first = labelled[missing].iloc[0]
+            raise StageError(
+                f"{params.data.interim_dir / 'segments.parquet'}: no label for clip "
+                f"{first.clip_id!r} second {first.t} ({int(missing.sum())} rows); re-run ingest"
+            )
+        return Examples(x, labelled["label"].to_numpy(), index)
+    clip_ids, starts = np.unique(index["clip_id"].to_numpy(), return_index=True)
+    order = np.argsort(starts)
+    clip_ids, starts = clip_ids[order], starts[order]
+    pooled = np.concatenate(
+        [
+            np.add.reduceat(x, starts, axis=0) / np.diff([*starts, len(x)])[:, None],
+            np.maximum.reduceat(x, starts, axis=0),
+        ],
+        axis=1,
+    )
+    manifest = pd.read_parquet(params.data.interim_dir / "manifest.parquet")
+    labels = manifest.set_index("clip_id").loc[clip_ids, "label"].to_numpy()
+    return Examples(pooled.astype(np.float32), labels, pd.DataFrame({"clip_id": clip_ids}))

@@ -1,0 +1,89 @@
+"""`train@<seed>`: an MLP head on the fused embeddings, early-stopped on validation loss.
+
+Logs every epoch with dvclive (dvcyaml=False, so matrix stages do not rewrite dvc.yaml) and saves
+the best weights as safetensors next to a JSON description of the head.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from dvclive import Live
+from safetensors.torch import save_file
+
+from avgate.config import Params
+from avgate.files import atomic_dir, write_json
+from avgate.models.fit import FitConfig, fit
+from avgate.models.heads import MLPHead
+from avgate.stages import StageError
+from avgate.stages.inputs import examples
+
+WEIGHTS = "head.safetensors"
+DESCRIPTION = "head.json"
+
+
+def model_dir(seed: int) -> Path:
+    return Path("models") / f"seed{seed}"
+
+
+def live_dir(seed: int) -> Path:
+    return Path("dvclive/train") / f"seed{seed}"
+
+
+def pin_determinism(seed: int, num_threads: int) -> None:
+    """Same seed, same params, same machine -> bit-identical results on CPU."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(num_threads)
+
+
+def encode(labels: np.ndarray, classes: list[str], split: str) -> torch.Tensor:
+    """Class indices of `labels`; refuses labels the training split never saw."""
+    lookup = {c: i for i, c in enumerate(classes)}
+    unseen = sorted(set(labels) - set(lookup))
+    if unseen:
+        raise StageError(f"labels {unseen} occur in {split} but not in train; re-split the data")
+    return torch.tensor([lookup[label] for label in labels], dtype=torch.long)
+
+
+def run(params: Params, seed: int) -> dict:
+    """Train one seed's head; write models/seed<seed>/ and dvclive/train/seed<seed>/."""
+    pin_determinism(seed, params.train.num_threads)
+    train, val = examples(params, "train"), examples(params, "val")
+    classes = sorted(set(train.labels))
+    x, y = torch.from_numpy(train.x), encode(train.labels, classes, "train")
+    xv, yv = torch.from_numpy(val.x), encode(val.labels, classes, "val")
+    p = params.train
+    model = MLPHead(x.shape[1], p.hidden, len(classes), p.dropout)
+    model.set_standardisation(x)
+    config = FitConfig(p.lr, p.weight_decay, p.batch_size, p.max_epochs, p.patience, seed)
+    with Live(str(live_dir(seed)), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+
+        def log(epoch: int, logs: dict[str, float]) -> None:
+            for name, value in logs.items():
+                live.log_metric(name, value)
+            live.next_step()
+
+        result = fit(model, (x, y), (xv, yv), config, on_epoch=log)
+        live.summary["best_epoch"] = result.best_epoch
+    description = {
+        "kind": params.task.kind,
+        "classes": classes,
+        "encoders": params.embed.encoders,
+        "in_dim": int(x.shape[1]),
+        "hidden": p.hidden,
+        "dropout": p.dropout,
+        "seed": seed,
+        "train_label_counts": dict(sorted(Counter(train.labels.tolist()).items())),
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+        "epochs_run": result.epochs_run,
+        "trainable_parameters": sum(t.numel() for t in model.parameters() if t.requires_grad),
+    }
+    with atomic_dir(model_dir(seed)) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / WEIGHTS)
+        write_json(tmp / DESCRIPTION, description)
+    return description

@@ -1,0 +1,63 @@
+"""Shared fixtures: a small demo dataset generated once per session, and project folders."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from avgate.config import Params
+from avgate.stages import demo_data
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small enough for seconds-long stage runs, large enough for a grouped 3-way split of 6 classes.
+SMALL = {
+    "demo": {
+        "n_clips": 36,
+        "n_groups": 12,
+        "clip_seconds": 4,
+        "event_seconds": [1, 3],
+        "snr_db": [0.0, 12.0],
+        "shape_opacity": [0.6, 1.0],
+        "workers": 2,
+    },
+    "ingest": {"workers": 0},
+    "embed": {"workers": 0},
+    "train": {"seeds": [0, 1], "max_epochs": 30, "patience": 5},
+}
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` applied key by key, recursing into sections."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def write_params(root: Path, overrides: dict) -> Params:
+    """Write the repo's params.yaml with the small settings and `overrides` into `root`."""
+    data = merge(merge(yaml.safe_load((REPO / "params.yaml").read_text()), SMALL), overrides)
+    (root / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return Params.from_dict(data)
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small demo dataset, generated once and copied into each project that needs it."""
+    root = tmp_path_factory.mktemp("demo")
+    params = write_params(root, {})
+    demo_data.run(params, root / "data/raw/demo")
+    return root / "data/raw/demo"
+
+
+@pytest.fixture
+def project(tmp_path: Path, small_demo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder holding the small demo data and params; the working directory."""
+    shutil.copytree(small_demo, tmp_path / "data/raw/demo")
+    write_params(tmp_path, {})
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
