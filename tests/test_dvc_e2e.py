@@ -1,0 +1,102 @@
+"""The whole pipeline through DVC in a scratch git repository: repro, status, a head-only
+experiment, `dvc exp show`, `dvc metrics diff` and `dvc plots diff`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, write_params
+
+pytestmark = pytest.mark.slow
+
+PROJECT_FILES = [
+    "dvc.yaml",
+    ".dvcignore",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvc/plots",
+    "src",
+]
+
+
+def sh(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def dvc_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dvc-project")
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    write_params(root, {"demo": {"workers": 0}})
+    sh(root, "git", "init", "-q")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project")
+    return root
+
+
+def ran_stages(log: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", log))
+
+
+def test_repro_then_status_is_up_to_date(dvc_project):
+    log = sh(dvc_project, "dvc", "repro")
+    assert {
+        "demo_data",
+        "ingest",
+        "split",
+        "embed@logmel",
+        "embed@frames",
+        "train@0",
+        "evaluate@1",
+        "summarize",
+    } <= ran_stages(log)
+    assert "up to date" in sh(dvc_project, "dvc", "status")
+    summary = json.loads((dvc_project / "metrics/eval.json").read_text())
+    assert summary["n_seeds"] == 2 and "std" in summary["test"]["segment_accuracy"]
+    sh(dvc_project, "git", "add", "-A")
+    sh(dvc_project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run")
+
+
+def test_head_only_experiment_reruns_nothing_before_train(dvc_project):
+    log = sh(dvc_project, "dvc", "exp", "run", "-S", "train.lr=0.003")
+    ran = ran_stages(log)
+    assert {"train@0", "train@1", "evaluate@0", "evaluate@1", "summarize"} <= ran
+    assert not {s for s in ran if s.split("@")[0] in {"demo_data", "ingest", "split", "embed"}}
+    table = json.loads(sh(dvc_project, "dvc", "exp", "show", "--json"))
+    experiments = [e for rev in table for e in (rev.get("experiments") or [])]
+    assert experiments, "dvc exp show lists the experiment"
+    data = experiments[0]["revs"][0]["data"]
+    assert data["params"]["params.yaml"]["data"]["train"]["lr"] == 0.003
+    metrics = data["metrics"]["metrics/eval.json"]["data"]["test"]["segment_accuracy"]
+    assert {"mean", "std"} <= set(metrics)
+
+
+def test_metrics_and_plots_diff_against_the_baseline(dvc_project):
+    experiment = json.loads(sh(dvc_project, "dvc", "exp", "show", "--json"))
+    name = next(e["name"] for rev in experiment for e in (rev.get("experiments") or []))
+    diff = sh(dvc_project, "dvc", "metrics", "diff", "HEAD", name, "--md", "--all")
+    assert "test.segment_accuracy.mean" in diff
+    out = dvc_project / "plots_diff"
+    sh(dvc_project, "dvc", "plots", "diff", "HEAD", name, "-o", str(out))
+    html = (out / "index.html").read_text()
+    for title in ("Validation loss by seed", "Test confusion", "Primary metric on test by seed"):
+        assert title in html
