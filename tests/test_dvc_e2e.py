@@ -70,6 +70,8 @@ def test_repro_then_status_is_up_to_date(dvc_project):
         "summarize",
     } <= ran_stages(log)
     assert "up to date" in sh(dvc_project, "dvc", "status")
+    sh(dvc_project, "dvc", "repro", "--force", "--single-item", "embed@logmel")
+    assert "up to date" in sh(dvc_project, "dvc", "status")  # identical embeddings, same hash
     summary = json.loads((dvc_project / "metrics/eval.json").read_text())
     assert summary["n_seeds"] == 2 and "std" in summary["test"]["segment_accuracy"]
     sh(dvc_project, "git", "add", "-A")

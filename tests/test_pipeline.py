@@ -85,10 +85,6 @@ def test_split_has_zero_group_overlap_and_writes_its_proof(project):
 def test_embeddings_are_aligned_per_second_and_reproducible(project):
     params = write_params(project, {})
     run_until_embed(params)
-    first = {
-        name: (project / f"data/embeddings/{name}/test.npy").read_bytes()
-        for name in params.embed.encoders
-    }
     logmel = np.load(project / "data/embeddings/logmel/train.npy")
     index = pd.read_parquet(project / "data/embeddings/logmel/train.index.parquet")
     frames_index = pd.read_parquet(project / "data/embeddings/frames/train.index.parquet")
@@ -97,9 +93,13 @@ def test_embeddings_are_aligned_per_second_and_reproducible(project):
     assert np.isfinite(logmel).all()
     meta = json.loads((project / "data/embeddings/frames/meta.json").read_text())
     assert meta["dim"] == 3 * 8 + 16 + 11 and meta["modality"] == "visual"
+    before = {p: p.read_bytes() for p in (project / "data/embeddings").rglob("*") if p.is_file()}
     for name in params.embed.encoders:
         embed.run(params, name)
-        assert (project / f"data/embeddings/{name}/test.npy").read_bytes() == first[name]
+    after = {p: p.read_bytes() for p in (project / "data/embeddings").rglob("*") if p.is_file()}
+    assert after == before  # the whole folder, meta.json included, hashes the same for DVC
+    profile = json.loads((project / "data/profiles/embed/logmel.json").read_text())
+    assert profile["splits"]["train"]["clips"] == len(index.drop_duplicates("clip_id"))
 
 
 @pytest.mark.parametrize("kind", ["event", "clip"])
