@@ -4,7 +4,8 @@ from sklearn.metrics import f1_score
 
 from avgate import metrics
 from avgate.config import ConfigError
-from avgate.stages.evaluate import majority_class, predicted_labels, predictions_table
+from avgate.stages.evaluate import majority_class, predictions_table
+from avgate.stages.inputs import predicted_labels
 from avgate.stages.summarize import spread
 
 

@@ -27,6 +27,13 @@ class FitResult:
     epochs_run: int
 
 
+def pin_determinism(seed: int, num_threads: int) -> None:
+    """Same seed, same params, same machine -> bit-identical results on CPU."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(num_threads)
+
+
 def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of `model` on (x, y), in eval mode."""
     model.eval()

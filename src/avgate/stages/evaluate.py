@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import torch
@@ -12,16 +10,18 @@ from safetensors.torch import load_file
 from avgate import metrics
 from avgate.config import Params
 from avgate.files import atomic_dir, read_json, write_json, write_parquet
+from avgate.models.fit import pin_determinism
 from avgate.models.heads import MLPHead
-from avgate.stages.inputs import examples
-from avgate.stages.train import DESCRIPTION, WEIGHTS, model_dir, pin_determinism
-
-EVAL_SPLITS = ("val", "test")
-LOGIT_PREFIX = "logit_"
-
-
-def predictions_dir(seed: int) -> Path:
-    return Path("predictions") / f"seed{seed}"
+from avgate.stages.inputs import (
+    DESCRIPTION,
+    EVAL_SPLITS,
+    LOGIT_PREFIX,
+    WEIGHTS,
+    examples,
+    model_dir,
+    predicted_labels,
+    predictions_dir,
+)
 
 
 def load_head(seed: int) -> tuple[MLPHead, dict]:
@@ -47,13 +47,6 @@ def predictions_table(
     for i, name in enumerate(classes):
         table[f"{LOGIT_PREFIX}{name}"] = logits[:, i]
     return table
-
-
-def predicted_labels(table: pd.DataFrame) -> np.ndarray:
-    """Arg-max class of each row of a predictions table."""
-    columns = [c for c in table.columns if c.startswith(LOGIT_PREFIX)]
-    classes = np.array([c.removeprefix(LOGIT_PREFIX) for c in columns])
-    return classes[table[columns].to_numpy().argmax(axis=1)]
 
 
 def majority_class(train_label_counts: dict[str, int]) -> str:

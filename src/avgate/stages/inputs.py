@@ -17,7 +17,33 @@ from avgate.config import Params
 from avgate.stages import StageError
 
 SPLITS = ("train", "val", "test")
+EVAL_SPLITS = ("val", "test")
 EMBEDDINGS = Path("data/embeddings")
+WEIGHTS = "head.safetensors"
+DESCRIPTION = "head.json"
+LOGIT_PREFIX = "logit_"
+
+
+def model_dir(seed: int) -> Path:
+    """A seed's trained head: WEIGHTS (safetensors) and DESCRIPTION (JSON)."""
+    return Path("models") / f"seed{seed}"
+
+
+def live_dir(seed: int) -> Path:
+    """A seed's dvclive training log."""
+    return Path("dvclive/train") / f"seed{seed}"
+
+
+def predictions_dir(seed: int) -> Path:
+    """A seed's predictions ({val,test}.parquet) and scores (metrics.json)."""
+    return Path("predictions") / f"seed{seed}"
+
+
+def predicted_labels(table: pd.DataFrame) -> np.ndarray:
+    """Arg-max class of each row of a predictions table (one `logit_<class>` column per class)."""
+    columns = [c for c in table.columns if c.startswith(LOGIT_PREFIX)]
+    classes = np.array([c.removeprefix(LOGIT_PREFIX) for c in columns])
+    return classes[table[columns].to_numpy().argmax(axis=1)]
 
 
 def embedding_dir(encoder: str) -> Path:

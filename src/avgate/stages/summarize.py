@@ -13,8 +13,7 @@ import pandas as pd
 
 from avgate.config import Params
 from avgate.files import read_json, write_csv, write_json
-from avgate.stages.evaluate import EVAL_SPLITS, predicted_labels, predictions_dir
-from avgate.stages.train import live_dir
+from avgate.stages.inputs import EVAL_SPLITS, live_dir, predicted_labels, predictions_dir
 
 EVAL_METRICS = Path("metrics/eval.json")
 PLOTS = Path("plots")

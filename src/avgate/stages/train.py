@@ -7,37 +7,18 @@ the best weights as safetensors next to a JSON description of the head.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import torch
-from dvclive import Live
 from safetensors.torch import save_file
 
 from avgate.config import Params
 from avgate.files import atomic_dir, write_json
-from avgate.models.fit import FitConfig, fit
+from avgate.models.fit import FitConfig, fit, pin_determinism
 from avgate.models.heads import MLPHead
 from avgate.stages import StageError
-from avgate.stages.inputs import examples
-
-WEIGHTS = "head.safetensors"
-DESCRIPTION = "head.json"
-
-
-def model_dir(seed: int) -> Path:
-    return Path("models") / f"seed{seed}"
-
-
-def live_dir(seed: int) -> Path:
-    return Path("dvclive/train") / f"seed{seed}"
-
-
-def pin_determinism(seed: int, num_threads: int) -> None:
-    """Same seed, same params, same machine -> bit-identical results on CPU."""
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(num_threads)
+from avgate.stages.inputs import DESCRIPTION, WEIGHTS, examples, live_dir, model_dir
+from dvclive import Live
 
 
 def encode(labels: np.ndarray, classes: list[str], split: str) -> torch.Tensor:
