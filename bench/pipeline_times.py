@@ -10,48 +10,21 @@ DVC start-up (measured separately as the no-op `dvc status` time and printed too
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = [
-    "dvc.yaml",
-    "params.yaml",
-    ".dvcignore",
-    ".gitignore",
-    ".dvc/config",
-    ".dvc/.gitignore",
-    ".dvc/plots",
-    "src",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.scratch import commit, scratch_project, sh  # noqa: E402
 
 
-def run(cwd: Path, *args: str) -> float:
-    """Run a command in `cwd`; return its wall time in seconds (exit with its output on failure)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+def timed(cwd: Path, *args: str) -> float:
+    """Wall time in seconds of one command run in `cwd`."""
     started = time.perf_counter()
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    sh(cwd, *args)
     return time.perf_counter() - started
-
-
-def scratch_project(root: Path) -> None:
-    for name in PROJECT_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / name)
-    run(root, "git", "init", "-q")
-    run(root, "git", "add", "-A")
-    run(root, "git", "-c", "user.name=bench", "-c", "user.email=b@b", "commit", "-qm", "bench")
 
 
 def main() -> None:
@@ -61,25 +34,18 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="avgate-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     scratch_project(root)
-    stages = subprocess.run(
-        [str(Path(sys.executable).parent / "dvc"), "stage", "list", "--name-only"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    stages = sh(root, "dvc", "stage", "list", "--name-only").split()
     print(f"scratch project: {root}")
     print(f"{'stage':<16}{'wall s':>10}")
     times = {}
     for stage in stages:
-        times[stage] = run(root, "dvc", "repro", "--single-item", stage)
+        times[stage] = timed(root, "dvc", "repro", "--single-item", stage)
         print(f"{stage:<16}{times[stage]:>10.2f}")
     full = sum(times.values())
-    startup = run(root, "dvc", "status")
-    noop = run(root, "dvc", "repro")
-    run(root, "git", "add", "-A")
-    run(root, "git", "-c", "user.name=bench", "-c", "user.email=b@b", "commit", "-qm", "outputs")
-    head_only = run(root, "dvc", "exp", "run", "-S", "train.lr=0.002")
+    startup = timed(root, "dvc", "status")
+    noop = timed(root, "dvc", "repro")
+    commit(root, "outputs")
+    head_only = timed(root, "dvc", "exp", "run", "-S", "train.lr=0.002")
     print(f"{'full repro':<16}{full:>10.2f}   (sum of the stages above)")
     print(f"{'dvc status':<16}{startup:>10.2f}   (DVC start-up, included once in every stage)")
     print(f"{'no-op repro':<16}{noop:>10.2f}")

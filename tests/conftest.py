@@ -10,8 +10,7 @@ import yaml
 
 from avgate.config import Params
 from avgate.stages import demo_data
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.scratch import REPO
 
 # Small enough for seconds-long stage runs, large enough for a grouped 3-way split of 6 classes.
 SMALL = {

@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 from avgate.config import ConfigError, Params
-from tests.conftest import REPO
+from tests.scratch import REPO
 
 
 def test_repo_params_load_with_their_stated_values():

@@ -4,52 +4,22 @@ experiment, `dvc exp show`, `dvc metrics diff` and `dvc plots diff`."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, write_params
+from tests.conftest import write_params
+from tests.scratch import commit, scratch_project, sh
 
 pytestmark = pytest.mark.slow
-
-PROJECT_FILES = [
-    "dvc.yaml",
-    ".dvcignore",
-    ".gitignore",
-    ".dvc/config",
-    ".dvc/.gitignore",
-    ".dvc/plots",
-    "src",
-]
-
-
-def sh(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if result.returncode:
-        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
 def dvc_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("dvc-project")
-    for name in PROJECT_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / name)
+    root = scratch_project(tmp_path_factory.mktemp("dvc-project"))
     write_params(root, {"demo": {"workers": 0}})
-    sh(root, "git", "init", "-q")
-    sh(root, "git", "add", "-A")
-    sh(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project")
+    commit(root, "small params")
     return root
 
 
@@ -74,8 +44,7 @@ def test_repro_then_status_is_up_to_date(dvc_project):
     assert "up to date" in sh(dvc_project, "dvc", "status")  # identical embeddings, same hash
     summary = json.loads((dvc_project / "metrics/eval.json").read_text())
     assert summary["n_seeds"] == 2 and "std" in summary["test"]["segment_accuracy"]
-    sh(dvc_project, "git", "add", "-A")
-    sh(dvc_project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run")
+    commit(dvc_project, "run")
 
 
 def test_head_only_experiment_reruns_nothing_before_train(dvc_project):
