@@ -45,3 +45,12 @@ def test_params_file_must_be_a_mapping(tmp_path):
     path.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ConfigError, match="must be a mapping of sections"):
         Params.load(path)
+
+
+def test_demo_settings_only_the_generator_checks_are_reported_as_params_errors(tmp_path):
+    from avgate.stages import demo_data
+
+    params = Params.from_dict({"demo": {"n_groups": 4}})
+    with pytest.raises(ConfigError, match="params.yaml: demo section: .*n_groups must be >= 6"):
+        demo_data.run(params, tmp_path / "demo")
+    assert not (tmp_path / "demo").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avgate.config import Params
+from avgate.config import ConfigError, Params
 from avgate.datasets.demo import DemoConfig, generate
 
 DEMO_DIR = Path("data/raw/demo")
@@ -12,8 +12,16 @@ DEMO_DIR = Path("data/raw/demo")
 
 def run(params: Params, out: Path = DEMO_DIR) -> dict:
     """Generate the demo clips, annotations and group table into `out`."""
+    try:
+        config = _demo_config(params)
+    except ValueError as error:
+        raise ConfigError(f"params.yaml: demo section: {error}") from None
+    return generate(config, out, workers=params.demo.workers)
+
+
+def _demo_config(params: Params) -> DemoConfig:
     p = params.demo
-    config = DemoConfig(
+    return DemoConfig(
         seed=p.seed,
         n_clips=p.n_clips,
         n_groups=p.n_groups,
@@ -27,4 +35,3 @@ def run(params: Params, out: Path = DEMO_DIR) -> dict:
         max_event_seconds=p.event_seconds[1],
         corrupt_fraction=p.corrupt_fraction,
     )
-    return generate(config, out, workers=p.workers)
