@@ -107,8 +107,8 @@ def test_stereo_wav_decodes_to_mono_at_resampled_rate(tmp_path):
     assert info.duration_s == pytest.approx(1.5, abs=1e-3)
     audio = decode_audio(path, 16000)
     assert audio.shape == pytest.approx((24000,), abs=32)
-    # FFmpeg's downmix is (L + R) / sqrt(2), not the mean: equal channels gain 3 dB.
-    assert np.abs(audio).max() == pytest.approx(0.5 * np.sqrt(2), abs=0.02)
+    # channels are averaged, whatever the container: equal channels keep their level
+    assert np.abs(audio).max() == pytest.approx(0.5, abs=0.02)
 
 
 @pytest.mark.parametrize(
@@ -162,3 +162,48 @@ def test_missing_streams_are_named(tmp_path):
     assert_rejected(decode_audio, video_only, "no audio stream", RATE)
     wav = write_wav(tmp_path / "tone.wav", seconds=1.0, rate=8000, channels=1)
     assert_rejected(decode_frames, wav, "no video stream", FPS)
+
+
+def rewrap(source: Path, target: Path, codec: str) -> Path:
+    """Copy the audio of `source` into another container and codec, losslessly, with PyAV."""
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
+        audio = src.streams.audio[0]
+        stream = out.add_stream(codec, rate=audio.sample_rate, layout=audio.layout.name)
+        for frame in src.decode(audio):
+            frame.pts = None
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return target
+
+
+def test_same_sound_in_other_containers_decodes_and_hashes_the_same(tmp_path):
+    wav = write_wav(tmp_path / "tone.wav", seconds=1.0, rate=16000, channels=2)
+    flac = rewrap(wav, tmp_path / "tone.flac", "flac")
+    mka = rewrap(wav, tmp_path / "tone.mka", "pcm_s16le")
+    hashes = {verify(path).audio_sha256 for path in (wav, flac, mka)}
+    assert len(hashes) == 1
+    reference = decode_audio(wav, 8000)
+    for other in (flac, mka):  # soundfile reads WAV/FLAC, PyAV reads Matroska: same samples
+        np.testing.assert_allclose(decode_audio(other, 8000), reference, atol=1e-4)
+    mono = write_wav(tmp_path / "mono.wav", seconds=1.0, rate=16000, channels=1)
+    assert verify(mono).audio_sha256 in hashes  # the hash is of the mono mix: same sound
+    longer = write_wav(tmp_path / "longer.wav", seconds=1.2, rate=16000, channels=1)
+    assert verify(longer).audio_sha256 not in hashes
+
+
+def test_verify_measures_the_decoded_video_duration(clip):
+    info = verify(clip)
+    assert info.video_duration_s == pytest.approx(SECONDS, abs=0.3)
+    assert info.audio_sha256 and len(info.audio_sha256) == 64
+
+
+def test_silent_file_is_rejected_by_verify(tmp_path):
+    path = tmp_path / "silence.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(np.zeros(16000, "<i2").tobytes())
+    assert_rejected(verify, path, "silent: every decoded audio sample is zero")

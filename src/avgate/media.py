@@ -6,6 +6,7 @@ the file, never a raw PyAV exception.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,8 +15,11 @@ from pathlib import Path
 
 import av
 import numpy as np
+import soundfile
+from scipy.signal import resample_poly
 
 _EPS = 1e-6
+SOUNDFILE_SUFFIXES = (".wav", ".flac")  # read with libsndfile: many times faster than PyAV here
 
 
 class MediaError(Exception):
@@ -41,6 +45,8 @@ class MediaInfo:
     fps: float | None
     width: int | None
     height: int | None
+    video_duration_s: float | None = None  # decoded video duration (verify only)
+    audio_sha256: str | None = None  # hash of the decoded mono 16-bit PCM (verify only)
 
 
 @contextmanager
@@ -109,14 +115,17 @@ def verify(path: str | Path, tolerance_s: float = 0.5) -> MediaInfo:
     """Decode every audio and video packet; return MediaInfo with the DECODED audio duration.
 
     Raises MediaError when the file is empty, not media, has no audio stream, has a corrupt
-    packet, or decodes to more than `tolerance_s` less audio than it declares (truncated).
+    packet, decodes to more than `tolerance_s` less audio than it declares (truncated), or is
+    digitally silent (every sample zero).
     """
     with _open(path) as container:
         info = _info(path, container)
         if not container.streams.audio:
             raise MediaError(path, "no audio stream")
         audio = container.streams.audio[0]
-        decoded = 0.0
+        pcm = av.AudioResampler(format="s16", layout="mono", rate=audio.sample_rate)
+        digest = hashlib.sha256()
+        decoded, video_end, peak = 0.0, None, 0
         for packet in container.demux(*container.streams.audio, *container.streams.video):
             if packet.is_corrupt:  # a partial packet: the file usually just ends early
                 _check_length(path, decoded, info.duration_s, tolerance_s)
@@ -124,8 +133,28 @@ def verify(path: str | Path, tolerance_s: float = 0.5) -> MediaInfo:
             for frame in packet.decode():
                 if packet.stream is audio:
                     decoded += frame.samples / frame.sample_rate
+                    for chunk in pcm.resample(frame):
+                        peak = _absorb(digest, chunk, peak)
+                elif frame.time is not None and info.fps:
+                    video_end = max(video_end or 0.0, frame.time + 1 / info.fps)
+        for chunk in pcm.resample(None):
+            peak = _absorb(digest, chunk, peak)
         _check_length(path, decoded, info.duration_s, tolerance_s)
-        return replace(info, duration_s=decoded)
+        if peak == 0:
+            raise MediaError(path, "silent: every decoded audio sample is zero")
+        return replace(
+            info,
+            duration_s=decoded,
+            video_duration_s=video_end,
+            audio_sha256=digest.hexdigest(),
+        )
+
+
+def _absorb(digest: hashlib._Hash, chunk: av.AudioFrame, peak: int) -> int:
+    """Add a 16-bit PCM chunk to the audio hash; return the running peak amplitude."""
+    samples = chunk.to_ndarray()
+    digest.update(samples.tobytes())
+    return max(peak, int(np.abs(samples.astype(np.int32)).max(initial=0)))
 
 
 def _check_length(path: str | Path, decoded: float, declared: float, tolerance_s: float) -> None:
@@ -136,17 +165,46 @@ def _check_length(path: str | Path, decoded: float, declared: float, tolerance_s
 def decode_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Decode the first audio stream to float32 mono at `sample_rate`, shape (samples,).
 
-    Stereo is downmixed by FFmpeg as (L + R) / sqrt(2), so equal channels come out 3 dB louder.
+    Channels are averaged and the rate converted with a polyphase filter, the same way for
+    every container: WAV and FLAC are read with soundfile (fast), everything else with PyAV.
     """
+    if Path(path).suffix.lower() in SOUNDFILE_SUFFIXES:
+        samples, native = _read_soundfile(path)
+    else:
+        samples, native = _read_pyav(path)
+    mono = samples.mean(axis=0) if len(samples) else np.zeros(0, np.float32)
+    if native != sample_rate and len(mono):
+        factor = math.gcd(native, sample_rate)
+        mono = resample_poly(mono, sample_rate // factor, native // factor)
+    return mono.astype(np.float32)
+
+
+def _read_soundfile(path: str | Path) -> tuple[np.ndarray, int]:
+    """float32 (channels, samples) and the native rate, read with libsndfile."""
+    file = Path(path)
+    if not file.is_file():
+        raise MediaError(path, "no such file")
+    try:
+        samples, native = soundfile.read(file, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        raise MediaError(path, f"not a readable audio file: {error}") from error
+    return samples.T, native
+
+
+def _read_pyav(path: str | Path) -> tuple[np.ndarray, int]:
+    """float32 (channels, samples) and the native rate, decoded with PyAV."""
     with _open(path) as container:
         if not container.streams.audio:
             raise MediaError(path, "no audio stream")
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        stream = container.streams.audio[0]
+        planar = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.sample_rate)
         chunks = []
-        for frame in container.decode(container.streams.audio[0]):
-            chunks += [f.to_ndarray()[0] for f in resampler.resample(frame)]
-        chunks += [f.to_ndarray()[0] for f in resampler.resample(None)]
-    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        for frame in container.decode(stream):
+            chunks += [f.to_ndarray() for f in planar.resample(frame)]
+        chunks += [f.to_ndarray() for f in planar.resample(None)]
+    if not chunks:
+        return np.zeros((1, 0), np.float32), stream.sample_rate
+    return np.concatenate(chunks, axis=1), stream.sample_rate
 
 
 def decode_frames(path: str | Path, fps: float, size: tuple[int, int] | None = None) -> np.ndarray:
