@@ -15,8 +15,9 @@ from tests.scratch import REPO
 # Small enough for seconds-long stage runs, large enough for a grouped 3-way split of 6 classes.
 SMALL = {
     "demo": {
-        "n_clips": 36,
-        "n_groups": 12,
+        "n_clips": 48,
+        "n_groups": 8,
+        "confound": 0.0,
         "clip_seconds": 4,
         "event_seconds": [1, 3],
         "snr_db": [0.0, 12.0],

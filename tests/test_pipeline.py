@@ -33,7 +33,7 @@ def test_ingest_reports_corrupt_and_truncated_files_without_crashing(project):
     params = write_params(project, {"ingest": {"min_ok_fraction": 0.5}})
     before = {p.name: p.read_bytes() for p in (project / "data/raw/demo").iterdir()}
     summary = ingest.run(params)
-    assert summary["n_files"] == 36 and summary["n_ok"] == 34 and summary["n_failed"] == 2
+    assert summary["n_files"] == 48 and summary["n_ok"] == 46 and summary["n_failed"] == 2
     reasons = {f["clip_id"]: f["reason"] for f in summary["failures"]}
     assert set(reasons) == {"v0003", "v0007"}
     assert all("v000" in reason for reason in reasons.values())  # each reason names the file
@@ -50,7 +50,7 @@ def test_ingest_fails_below_the_usable_share_after_writing_its_report(project):
     for clip_id in ("v0001", "v0002", "v0003"):
         corrupt(project, clip_id, "garbage")
     params = write_params(project, {"ingest": {"min_ok_fraction": 0.95}})
-    with pytest.raises(StageError, match=r"only 33 of 36 files are usable") as error:
+    with pytest.raises(StageError, match=r"only 45 of 48 files are usable") as error:
         ingest.run(params)
     assert "v0001.mp4" in str(error.value)
     assert json.loads((project / "metrics/ingest.json").read_text())["n_failed"] == 3

@@ -47,7 +47,7 @@ def test_check_refuses_a_group_on_two_sides():
     clips["split"] = group_split(clips, 0.2, 0.2, 0)
     moved = clips.index[clips["split"] == "train"][0]
     clips.loc[moved, "split"] = "test"
-    summary = leakage_report(clips, Params())
+    summary = leakage_report(clips, Params(), {"method": "group"})
     assert summary["group_overlap"]["train|test"] == 1
     with pytest.raises(StageError, match="groups on two sides of the split"):
         check(summary)
@@ -59,8 +59,8 @@ def test_check_refuses_identical_content_on_two_sides():
     train_row = clips.index[clips["split"] == "train"][0]
     test_row = clips.index[clips["split"] == "test"][0]
     clips.loc[test_row, "sha256"] = clips.loc[train_row, "sha256"]
-    with pytest.raises(StageError, match="identical files on two sides"):
-        check(leakage_report(clips, Params()))
+    with pytest.raises(StageError, match="identical content on two sides"):
+        check(leakage_report(clips, Params(), {"method": "group"}))
 
 
 def test_check_refuses_a_label_without_training_clips():
@@ -68,4 +68,34 @@ def test_check_refuses_a_label_without_training_clips():
     clips["split"] = group_split(clips, 0.2, 0.2, 0)
     clips.loc[clips["split"] != "train", "label"] = "only-held-out"
     with pytest.raises(StageError, match=r"labels \['only-held-out'\] have no training clip"):
-        check(leakage_report(clips, Params()))
+        check(leakage_report(clips, Params(), {"method": "group"}))
+
+
+def test_allowed_leakage_is_reported_as_leaky_and_not_refused():
+    clips = clips_table()
+    clips["split"] = group_split(clips, 0.2, 0.2, 0)
+    clips.loc[clips.index[clips["split"] == "train"][0], "split"] = "test"
+    params = Params.from_dict({"split": {"method": "random", "allow_leakage": True}})
+    summary = leakage_report(clips, params, {"method": "random"})
+    check(summary)
+    assert summary["verdict"].startswith("LEAKY")
+    assert summary["clips_in_shared_groups"]["train|test"] == 5
+
+
+def test_intra_group_split_is_flagged_not_refused():
+    clips = clips_table()
+    clips["split"] = "train"
+    for rows in clips.groupby("group").groups.values():
+        clips.loc[rows[-1], "split"] = "val"
+        clips.loc[rows[-2], "split"] = "test"
+    info = {"method": "intra_group", "groups_shared_on_purpose": True}
+    summary = leakage_report(clips, Params(), info)
+    check(summary)
+    assert "shared on purpose" in summary["verdict"]
+
+
+def test_params_know_the_same_split_methods_as_the_splitter():
+    from avgate.config import SPLIT_METHODS
+    from avgate.splitting import METHODS
+
+    assert SPLIT_METHODS == METHODS

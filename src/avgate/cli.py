@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from avgate.config import ConfigError, Params
-from avgate.datasets.ave import AnnotationError
+from avgate.datasets.checks import DatasetError
 from avgate.media import MediaError
 from avgate.stages import StageError
 
-USER_ERRORS = (ConfigError, AnnotationError, MediaError, StageError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DatasetError, MediaError, StageError, FileNotFoundError)
 
 
 def _demo_data(args: argparse.Namespace, params: Params) -> None:
@@ -39,7 +39,10 @@ def _split(args: argparse.Namespace, params: Params) -> None:
     from avgate.stages import split
 
     summary = split.run(params)
-    print(f"split: {summary['n_clips']} clips, group overlap {summary['group_overlap']}")
+    print(
+        f"split: {summary['n_clips']} clips, group overlap {summary['group_overlap']}; "
+        f"{summary['verdict']}"
+    )
 
 
 def _embed(args: argparse.Namespace, params: Params) -> None:
@@ -47,6 +50,18 @@ def _embed(args: argparse.Namespace, params: Params) -> None:
 
     meta = embed.run(params, args.encoder)
     print(f"embed {args.encoder}: dim {meta['dim']}, {meta['seconds']:.1f} s")
+
+
+def _audit(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import audit_embeddings
+
+    summary = audit_embeddings.run(params)
+    found = summary["group_from_embedding"]
+    pairs = {k: v["pairs"] for k, v in summary["near_duplicates"].items() if "|" in k}
+    print(
+        f"audit: near-duplicate pairs across splits {pairs}; group from embedding accuracy "
+        f"{found.get('accuracy')} (chance {found.get('chance')})"
+    )
 
 
 def _train(args: argparse.Namespace, params: Params) -> None:
@@ -100,6 +115,7 @@ def parser() -> argparse.ArgumentParser:
     add("embed", _embed, "embed every split with one encoder").add_argument(
         "--encoder", required=True, help="a name listed in embed.encoders"
     )
+    add("audit", _audit, "near-duplicates across splits and group predictability")
     add("train", _train, "train the head for one seed").add_argument(
         "--seed", type=int, required=True
     )

@@ -31,6 +31,8 @@ class ConfigError(ValueError):
 class DataParams:
     name: str = "demo"
     format: str = "ave"
+    group_pattern: str = ""  # folder format: regex on the file name; first group = recording group
+    manifest: str = "manifest.csv"  # csv format: the manifest's name inside the dataset root
 
     @property
     def raw_dir(self) -> Path:
@@ -71,6 +73,7 @@ class DemoParams:
 class IngestParams:
     min_ok_fraction: float = 0.95
     duration_tolerance_s: float = 0.5
+    imbalance_warning_ratio: float = 5.0
     workers: int = 0
 
 
@@ -80,6 +83,14 @@ class SplitParams:
     seed: int = 0
     val_fraction: float = 0.2
     test_fraction: float = 0.2
+    test_fold: int = 1
+    allow_leakage: bool = False
+
+
+@dataclass(frozen=True)
+class AuditParams:
+    near_duplicate_cosine: float = 0.995
+    max_pairs_listed: int = 20
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,7 @@ class Params:
     demo: DemoParams = field(default_factory=DemoParams)
     ingest: IngestParams = field(default_factory=IngestParams)
     split: SplitParams = field(default_factory=SplitParams)
+    audit: AuditParams = field(default_factory=AuditParams)
     embed: EmbedParams = field(default_factory=EmbedParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
@@ -154,13 +166,27 @@ class Params:
 
 
 TASK_KINDS = ("event", "clip")
-SPLIT_METHODS = ("group",)
+FORMATS = ("ave", "esc50", "fsdd", "folder", "csv")
+SPLIT_METHODS = ("group", "predefined", "intra_group", "random")
 
 
 def _check(params: Params) -> None:
     """Cross-field checks that types alone cannot express."""
     if params.task.kind not in TASK_KINDS:
         _fail("task.kind", f"must be one of {list(TASK_KINDS)}", params.task.kind)
+    if params.data.format not in FORMATS:
+        _fail("data.format", f"must be one of {list(FORMATS)}", params.data.format)
+    if params.split.method == "random" and not params.split.allow_leakage:
+        _fail(
+            "split.method",
+            "'random' puts a group on both sides of the split; set split.allow_leakage: true "
+            "to measure how much a leaky split inflates scores",
+            params.split.method,
+        )
+    if not 0 < params.audit.near_duplicate_cosine <= 1:
+        _fail(
+            "audit.near_duplicate_cosine", "must lie in (0, 1]", params.audit.near_duplicate_cosine
+        )
     if params.split.method not in SPLIT_METHODS:
         _fail("split.method", f"must be one of {list(SPLIT_METHODS)}", params.split.method)
     for key in ("val_fraction", "test_fraction"):

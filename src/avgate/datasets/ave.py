@@ -2,36 +2,50 @@
 
 Lines are split on `&` only: category names hold commas and spaces, and ids may start with `-`.
 An optional `groups.csv` (`video_id,group`) names each clip's recording group; without it every
-video is its own group.
+video is its own group. Optional official split files `trainSet.txt`, `valSet.txt` and
+`testSet.txt` (same line format) fill `split`: every annotated video must be in exactly one.
+
+A VideoID annotated twice the same way is kept once; annotated differently, each annotation is
+a clip of its own, `<VideoID>`, `<VideoID>#2`, ... on the same media file.
 
 >>> import io
 >>> read_annotations(io.StringIO("Category&VideoID&Quality&StartTime&EndTime\\n"
-...                              "Church bell&-a1B&good&2&7\\n"), "Annotations.txt")
-         label clip_id quality  start_s  end_s
-0  Church bell    -a1B    good        2      7
+...                              "Church bell&-a1B&good&2&7\\n"
+...                              "Church bell&-a1B&good&0&3\\n"), "Annotations.txt")
+         label video_id clip_id quality  start_s  end_s
+0  Church bell     -a1B    -a1B    good        2      7
+1  Church bell     -a1B  -a1B#2    good        0      3
 """
 
 from __future__ import annotations
 
+import io
+from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
 import pandas as pd
 
+from avgate.datasets.checks import DatasetError, Records, make_records, read_table, read_text, span
+
 ANNOTATIONS = "Annotations.txt"
 GROUPS = "groups.csv"
+SPLIT_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
 HEADER_PREFIX = "Category&"
+LAYOUT = "Annotations.txt (Category&VideoID&Quality&StartTime&EndTime) and <VideoID>.mp4 beside it"
 
 
-class AnnotationError(ValueError):
-    """An annotation file that cannot be read; the message names file and line."""
+class AnnotationError(DatasetError):
+    """An AVE annotation, group or split file that cannot be read; the message names the file."""
 
 
 def read_annotations(stream: TextIO, name: str) -> pd.DataFrame:
-    """Parse AVE annotation lines into label, clip_id, quality, start_s, end_s."""
+    """Parse AVE annotation lines into label, video_id, clip_id, quality, start_s, end_s."""
     rows = []
     for number, line in enumerate(stream, start=1):
         line = line.rstrip("\r\n")
+        if number == 1:
+            line = line.removeprefix("\ufeff")
         if not line.strip() or (number == 1 and line.startswith(HEADER_PREFIX)):
             continue
         fields = line.split("&")
@@ -40,60 +54,116 @@ def read_annotations(stream: TextIO, name: str) -> pd.DataFrame:
                 f"{name}:{number}: expected 5 '&'-separated fields "
                 f"(Category&VideoID&Quality&StartTime&EndTime), got {len(fields)}: {line!r}"
             )
-        label, clip_id, quality, start, end = fields
-        try:
-            start_s, end_s = int(start), int(end)
-        except ValueError:
-            raise AnnotationError(
-                f"{name}:{number}: StartTime and EndTime must be whole seconds, "
-                f"got {start!r}, {end!r}"
-            ) from None
-        if not label.strip() or not clip_id:
+        label, video_id, quality, start, end = fields
+        if not label.strip() or not video_id.strip():
             raise AnnotationError(f"{name}:{number}: empty Category or VideoID: {line!r}")
-        if not 0 <= start_s < end_s:
+        if "/" in video_id or "\0" in video_id:
             raise AnnotationError(
-                f"{name}:{number}: need 0 <= StartTime < EndTime, got {start_s}, {end_s}"
+                f"{name}:{number}: VideoID {video_id!r} must be a plain file name "
+                "(no '/' or NUL); fix the line"
             )
-        rows.append((label, clip_id, quality, start_s, end_s))
-    frame = pd.DataFrame(rows, columns=["label", "clip_id", "quality", "start_s", "end_s"])
-    return _drop_repeats(frame, name)
-
-
-def _drop_repeats(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Keep exact repeats once; refuse a VideoID annotated two different ways."""
-    frame = frame.drop_duplicates().reset_index(drop=True)
-    conflicting = frame[frame["clip_id"].duplicated(keep=False)]
-    if not conflicting.empty:
-        ids = sorted(conflicting["clip_id"].unique())
-        raise AnnotationError(
-            f"{name}: VideoID(s) {ids[:5]} annotated more than once with different "
-            "labels or spans; keep one annotation per video"
-        )
+        try:
+            start_s, end_s = span(start, end, ("StartTime", "EndTime"))
+        except ValueError as error:
+            raise AnnotationError(f"{name}:{number}: {error}") from None
+        rows.append((label, video_id, quality, start_s, end_s))
+    columns = ["label", "video_id", "quality", "start_s", "end_s"]
+    frame = pd.DataFrame(rows, columns=columns).drop_duplicates(ignore_index=True)
+    frame.insert(2, "clip_id", _clip_ids(frame["video_id"]))
     return frame
 
 
-def load(root: Path) -> pd.DataFrame:
-    """Records of an AVE-format dataset: clip_id, path, label, group, start_s, end_s."""
+def _clip_ids(video_ids: pd.Series) -> list[str]:
+    """`<VideoID>` for a video's first annotation, `<VideoID>#2`, `#3`, ... for the others."""
+    seen: Counter[str] = Counter()
+    ids = []
+    for video_id in video_ids:
+        seen[video_id] += 1
+        ids.append(video_id if seen[video_id] == 1 else f"{video_id}#{seen[video_id]}")
+    return ids
+
+
+def load(root: Path) -> Records:
+    """Records of an AVE-format dataset: clip_id, path, label, group, start_s, end_s[, split]."""
     annotations = root / ANNOTATIONS
-    if not annotations.exists():
-        raise AnnotationError(f"{annotations}: not found; an AVE-format dataset needs it")
-    with open(annotations, encoding="utf-8") as stream:
-        frame = read_annotations(stream, str(annotations))
-    frame["path"] = [str(root / f"{clip_id}.mp4") for clip_id in frame["clip_id"]]
-    frame["group"] = _groups(root, frame["clip_id"])
-    return frame[["clip_id", "path", "label", "group", "start_s", "end_s"]]
+    if not annotations.is_file():
+        raise AnnotationError(f"{annotations}: not found; an AVE-format dataset needs {LAYOUT}")
+    frame = _read(annotations)
+    frame["path"] = [str(root / f"{video_id}.mp4") for video_id in frame["video_id"]]
+    counts = Counter(frame["video_id"])
+    warnings = [
+        f"{annotations}: VideoID {video_id!r} is annotated {n} different ways; each annotation "
+        f"is a clip of its own ({video_id!r}, {video_id + '#2'!r}, ...) on the same video"
+        for video_id, n in sorted(counts.items())
+        if n > 1
+    ]
+    if (root / GROUPS).exists():
+        frame["group"] = _groups(root / GROUPS, frame["video_id"])
+    else:
+        frame["group"] = frame["video_id"]
+        warnings.append(f"{root}: no {GROUPS}, so each video is its own group")
+    splits = {split: root / name for split, name in SPLIT_FILES.items() if (root / name).exists()}
+    if splits:
+        frame["split"], unknown = _splits(root, splits, frame["video_id"])
+        warnings += unknown
+    return make_records(frame, warnings)
 
 
-def _groups(root: Path, clip_ids: pd.Series) -> list[str]:
-    path = root / GROUPS
-    if not path.exists():
-        return list(clip_ids)
-    table = pd.read_csv(path, dtype=str)
-    missing_columns = {"video_id", "group"} - set(table.columns)
-    if missing_columns:
-        raise AnnotationError(f"{path}: missing column(s) {sorted(missing_columns)}")
-    mapping = dict(zip(table["video_id"], table["group"], strict=True))
-    unmapped = [c for c in clip_ids if c not in mapping]
+def _read(path: Path) -> pd.DataFrame:
+    return read_annotations(io.StringIO(read_text(path)), str(path))
+
+
+def _groups(path: Path, video_ids: pd.Series) -> list[str]:
+    mapping: dict[str, str] = {}
+    for line, row in read_table(path, ["video_id", "group"]).rows:
+        video_id, group = row["video_id"], row["group"]
+        if not group.strip():
+            raise AnnotationError(f"{path}:{line}: empty group for VideoID {video_id!r}; fill it")
+        if mapping.setdefault(video_id, group) != group:
+            raise AnnotationError(
+                f"{path}:{line}: VideoID {video_id!r} already has group {mapping[video_id]!r}; "
+                "give each video one group"
+            )
+    unmapped = sorted({v for v in video_ids if v not in mapping})
     if unmapped:
-        raise AnnotationError(f"{path}: no group for VideoID(s) {unmapped[:5]}; add a row for each")
-    return [mapping[c] for c in clip_ids]
+        raise AnnotationError(
+            f"{path}: no group for VideoID(s) {unmapped[:5]} ({len(unmapped)} in all); "
+            "add a row for each"
+        )
+    return [mapping[v] for v in video_ids]
+
+
+def _splits(
+    root: Path, files: dict[str, Path], video_ids: pd.Series
+) -> tuple[list[str], list[str]]:
+    """Each video's split from the official split files, and warnings for unannotated ones."""
+    listed: dict[str, list[str]] = {}
+    for split, path in files.items():
+        for video_id in dict.fromkeys(_read(path)["video_id"]):
+            listed.setdefault(video_id, []).append(split)
+    names = [path.name for path in files.values()]
+    annotated = set(video_ids)
+    missing = sorted(annotated - set(listed))
+    if missing:
+        raise AnnotationError(
+            f"{root}: VideoID(s) {missing[:5]} ({len(missing)} in all) are in {ANNOTATIONS} "
+            f"but in none of {names}; list each annotated video in exactly one split file"
+        )
+    repeated = {
+        v: [SPLIT_FILES[s] for s in listed[v]] for v in sorted(annotated) if len(listed[v]) > 1
+    }
+    if repeated:
+        shown = dict(list(repeated.items())[:5])
+        raise AnnotationError(
+            f"{root}: VideoID(s) in more than one split file: {shown} ({len(repeated)} in all); "
+            "keep each video in exactly one"
+        )
+    warnings = []
+    for split, path in files.items():
+        unknown = [v for v, s in listed.items() if split in s and v not in annotated]
+        if unknown:
+            warnings.append(
+                f"{path}: {len(unknown)} VideoID(s) not in {ANNOTATIONS} are ignored, "
+                f"e.g. {unknown[:5]}"
+            )
+    return [listed[v][0] for v in video_ids], warnings

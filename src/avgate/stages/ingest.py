@@ -1,30 +1,34 @@
-"""`ingest`: probe and decode every media file; write the manifest, the segment table and a report.
+"""`ingest`: probe and decode every media file; write the manifest, the segment table, the
+preflight report and its plot data.
 
-Files that fail to decode stay in the manifest with `status` giving the reason; the stage fails only
-when the share of usable files drops below `ingest.min_ok_fraction`, after writing its report.
+Files that fail to decode stay in the manifest with `status` giving the reason; the stage fails
+only when the share of usable files drops below `ingest.min_ok_fraction`, after writing its
+report. Nothing under data/raw is ever written.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
-from avgate import media
+from avgate import media, preflight
 from avgate.config import Params
-from avgate.datasets import ave
-from avgate.files import write_json, write_parquet
+from avgate.datasets import load_records
+from avgate.files import write_csv, write_json, write_parquet
 from avgate.parallel import ordered_map
 from avgate.stages import StageError
 
 REPORT = Path("metrics/ingest.json")
+PLOTS = Path("plots/ingest")
 MANIFEST_COLUMNS = [
-    "clip_id", "path", "sha256", "label", "group", "duration_s", "sample_rate", "channels",
-    "has_video", "fps", "width", "height", "status",
+    "clip_id", "path", "sha256", "audio_sha256", "label", "group", "duration_s",
+    "video_duration_s", "sample_rate", "channels", "has_video", "fps", "width", "height",
+    "status",
 ]  # fmt: skip
+OPTIONAL_COLUMNS = ["fold", "split", "start_s", "end_s"]
 
 
 def sha256_of(path: Path) -> str:
@@ -38,21 +42,13 @@ def sha256_of(path: Path) -> str:
 
 def probe_record(path: str, tolerance_s: float) -> dict:
     """Hash and fully decode one file; `status` is 'ok' or the reason it cannot be used."""
-    row = {"sha256": sha256_of(Path(path)) if Path(path).exists() else "", "status": "ok"}
+    row = {"sha256": sha256_of(Path(path)) if Path(path).is_file() else "", "status": "ok"}
     try:
         info = media.verify(path, tolerance_s=tolerance_s)
     except media.MediaError as error:
         row["status"] = str(error)
         return row
-    row.update(
-        duration_s=info.duration_s,
-        sample_rate=info.sample_rate,
-        channels=info.channels,
-        has_video=info.has_video,
-        fps=info.fps,
-        width=info.width,
-        height=info.height,
-    )
+    row.update(vars(info))
     return row
 
 
@@ -61,7 +57,10 @@ def build_manifest(records: pd.DataFrame, tolerance_s: float, workers: int) -> p
     probe = partial(probe_record, tolerance_s=tolerance_s)
     rows = list(ordered_map(probe, records["path"], workers=workers, desc="ingest"))
     manifest = pd.concat([records.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
-    if "start_s" in manifest:
+    for column in MANIFEST_COLUMNS:
+        if column not in manifest:
+            manifest[column] = None
+    if "end_s" in manifest:
         too_long = (manifest["status"] == "ok") & (
             manifest["end_s"] > manifest["duration_s"] + tolerance_s
         )
@@ -70,63 +69,53 @@ def build_manifest(records: pd.DataFrame, tolerance_s: float, workers: int) -> p
             f"({row.duration_s:.2f} s)"
             for row in manifest[too_long].itertuples()
         ]
-    for column in MANIFEST_COLUMNS:
-        if column not in manifest:
-            manifest[column] = None
-    extra = [c for c in ("start_s", "end_s") if c in manifest]
+    extra = [c for c in OPTIONAL_COLUMNS if c in manifest]
     return manifest[MANIFEST_COLUMNS + extra].sort_values("clip_id").reset_index(drop=True)
 
 
 def build_segments(manifest: pd.DataFrame, background: str) -> pd.DataFrame:
-    """One row per usable clip and second: the event label inside its span, else background."""
+    """One row per usable clip and second: inside an annotated span the event's label, outside
+    it `background`; clips without a span carry their clip label in every second."""
     rows = []
+    spans = "start_s" in manifest
     for clip in manifest[manifest["status"] == "ok"].itertuples():
         for t in range(media.seconds_in(clip.duration_s)):
-            inside = clip.start_s <= t < clip.end_s
+            inside = not spans or pd.isna(clip.start_s) or clip.start_s <= t < clip.end_s
             rows.append((clip.clip_id, t, clip.label if inside else background))
     return pd.DataFrame(rows, columns=["clip_id", "t", "label"])
 
 
-def report(manifest: pd.DataFrame, min_ok_fraction: float) -> dict:
-    """Counts, the ok share and every failed file with its reason."""
-    ok = manifest[manifest["status"] == "ok"]
-    failed = manifest[manifest["status"] != "ok"]
-    durations = ok["duration_s"].astype(float)
-    return {
-        "n_files": len(manifest),
-        "n_ok": len(ok),
-        "n_failed": len(failed),
-        "ok_fraction": round(len(ok) / max(len(manifest), 1), 6),
-        "min_ok_fraction": min_ok_fraction,
-        "n_groups": int(ok["group"].nunique()),
-        "label_counts": dict(sorted(Counter(ok["label"]).items())),
-        "duration_s": {
-            "min": float(durations.min()) if len(ok) else None,
-            "mean": float(durations.mean()) if len(ok) else None,
-            "max": float(durations.max()) if len(ok) else None,
-        },
-        "failures": [
-            {"clip_id": row.clip_id, "path": row.path, "reason": row.status}
-            for row in failed.itertuples()
-        ],
-    }
-
-
 def run(params: Params) -> dict:
     """Ingest `data/raw/<data.name>` into `data/interim/<data.name>`; return the report."""
-    if params.data.format != "ave":
-        raise StageError(f"params.yaml: data.format {params.data.format!r} is not supported yet")
-    records = ave.load(params.data.raw_dir)
-    manifest = build_manifest(records, params.ingest.duration_tolerance_s, params.ingest.workers)
-    summary = report(manifest, params.ingest.min_ok_fraction)
+    records = load_records(
+        params.data.format,
+        params.data.raw_dir,
+        group_pattern=params.data.group_pattern or None,
+        manifest=params.data.manifest,
+    )
+    if params.task.kind == "event" and "start_s" not in records.frame:
+        raise StageError(
+            f"task.kind event needs per-second event spans, which data.format "
+            f"{params.data.format!r} does not provide; set task.kind: clip in params.yaml"
+        )
+    p = params.ingest
+    manifest = build_manifest(records.frame, p.duration_tolerance_s, p.workers)
+    summary = preflight.report(
+        manifest, p.min_ok_fraction, p.imbalance_warning_ratio, p.duration_tolerance_s,
+        records.warnings,
+    )  # fmt: skip
     write_json(REPORT, summary)
-    if summary["ok_fraction"] < params.ingest.min_ok_fraction:
-        listing = "\n".join(f"  {f['path']}: {f['reason']}" for f in summary["failures"][:20])
+    ok = manifest[manifest["status"] == "ok"]
+    write_csv(preflight.duration_histogram(ok["duration_s"]), PLOTS / "durations.csv")
+    balance = summary["label_counts"]
+    write_csv(pd.DataFrame({"label": list(balance), "clips": list(balance.values())}),
+              PLOTS / "class_balance.csv")  # fmt: skip
+    if summary["ok_fraction"] < p.min_ok_fraction:
+        listing = "\n".join(f"  {f['reason']}" for f in summary["failures"][:20])
         raise StageError(
             f"only {summary['n_ok']} of {summary['n_files']} files are usable "
-            f"({summary['ok_fraction']:.1%} < ingest.min_ok_fraction "
-            f"{params.ingest.min_ok_fraction:.1%}); fix or remove these files "
-            f"(full list in {REPORT}):\n{listing}"
+            f"({summary['ok_fraction']:.1%} < ingest.min_ok_fraction {p.min_ok_fraction:.1%}); "
+            f"fix or remove these files (full list in {REPORT}):\n{listing}"
         )
     out = params.data.interim_dir
     write_parquet(manifest, out / "manifest.parquet")

@@ -87,6 +87,18 @@ def fused_embeddings(params: Params, split: str) -> tuple[np.ndarray, pd.DataFra
     return np.concatenate(parts, axis=1).astype(np.float32), index
 
 
+def pool_clips(x: np.ndarray, index: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clip ids in index order, and the mean and the maximum of each clip's rows of `x`.
+
+    Rows of one clip must be contiguous, as every embedding index writes them.
+    """
+    clip_ids, starts = np.unique(index["clip_id"].to_numpy(), return_index=True)
+    order = np.argsort(starts)
+    clip_ids, starts = clip_ids[order], starts[order]
+    means = np.add.reduceat(x, starts, axis=0) / np.diff([*starts, len(x)])[:, None]
+    return clip_ids, means, np.maximum.reduceat(x, starts, axis=0)
+
+
 def examples(params: Params, split: str) -> Examples:
     """Features and labels of `split` for the task kind in params."""
     x, index = fused_embeddings(params, split)
@@ -101,16 +113,8 @@ def examples(params: Params, split: str) -> Examples:
                 f"{first.clip_id!r} second {first.t} ({int(missing.sum())} rows); re-run ingest"
             )
         return Examples(x, labelled["label"].to_numpy(), index)
-    clip_ids, starts = np.unique(index["clip_id"].to_numpy(), return_index=True)
-    order = np.argsort(starts)
-    clip_ids, starts = clip_ids[order], starts[order]
-    pooled = np.concatenate(
-        [
-            np.add.reduceat(x, starts, axis=0) / np.diff([*starts, len(x)])[:, None],
-            np.maximum.reduceat(x, starts, axis=0),
-        ],
-        axis=1,
-    )
+    clip_ids, means, maxima = pool_clips(x, index)
+    pooled = np.concatenate([means, maxima], axis=1)
     manifest = pd.read_parquet(params.data.interim_dir / "manifest.parquet")
     labels = manifest.set_index("clip_id").loc[clip_ids, "label"].to_numpy()
     return Examples(pooled.astype(np.float32), labels, pd.DataFrame({"clip_id": clip_ids}))

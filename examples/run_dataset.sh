@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Shared steps of the dataset examples: put a dataset folder under DVC as data/raw/NAME, run the
+# pipeline on it as a DVC experiment, print the test metrics and the leakage verdict.
+# Usage: examples/run_dataset.sh SOURCE NAME EXPERIMENT [-S key=value ...]
+set -euo pipefail
+source_dir=$1 name=$2 experiment=$3
+shift 3
+cd "$(dirname "$0")/.."
+make --silent .venv/.installed
+export PATH="$PWD/.venv/bin:$PATH"
+
+if [ ! -e "data/raw/$name" ]; then
+  echo "copying $source_dir to data/raw/$name"
+  mkdir -p data/raw
+  cp -R "$source_dir" "data/raw/$name"
+fi
+dvc add --quiet "data/raw/$name"   # versions the folder: data/raw/$name.dvc goes to git
+
+dvc exp remove --quiet "$experiment" 2>/dev/null || true   # a re-run replaces the experiment
+dvc exp run --name "$experiment" -S "data.name=$name" "$@"
+
+python - <<'PY'
+import json
+summary = json.load(open("metrics/eval.json"))
+leakage = json.load(open("metrics/leakage.json"))
+primary = summary["primary_metric"]
+test = summary["test"][primary]
+print(f"test {primary}: {test['mean']:.4f} ± {test['std']:.4f} "
+      f"(mean ± sample std over {summary['n_seeds']} seeds); "
+      f"majority baseline {summary['majority_baseline']['test'][primary]:.4f}")
+print(f"split: {leakage['split']['method']}; leakage verdict: {leakage['verdict']}")
+print(f"group overlap between splits: {leakage['group_overlap']}")
+PY
