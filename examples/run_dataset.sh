@@ -15,6 +15,11 @@ if [ ! -e "data/raw/$name" ]; then
   cp -R "$source_dir" "data/raw/$name"
 fi
 dvc add --quiet "data/raw/$name"   # versions the folder: data/raw/$name.dvc goes to git
+git add "data/raw/$name.dvc" data/raw/.gitignore
+if ! git diff --cached --quiet -- "data/raw/$name.dvc" data/raw/.gitignore; then
+  # dvc exp run needs the .dvc file committed: it drops data tracked by an uncommitted one
+  git commit --quiet -m "Track data/raw/$name with DVC" -- "data/raw/$name.dvc" data/raw/.gitignore
+fi
 
 dvc exp remove --quiet "$experiment" 2>/dev/null || true   # a re-run replaces the experiment
 dvc exp run --name "$experiment" -S "data.name=$name" "$@"

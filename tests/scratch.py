@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config",
-                 ".dvc/.gitignore", ".dvc/plots", "src"]  # fmt: skip
+                 ".dvc/.gitignore", ".dvc/plots", "data/raw/.gitignore", "src"]  # fmt: skip
 
 
 def sh(cwd: Path, *args: str) -> str:
@@ -28,8 +28,7 @@ def sh(cwd: Path, *args: str) -> str:
 
 def commit(root: Path, message: str) -> None:
     sh(root, "git", "add", "-A")
-    sh(root, "git", "-c", "user.name=avgate", "-c", "user.email=dev@avgate.invalid",
-       "commit", "-qm", message)  # fmt: skip
+    sh(root, "git", "commit", "-qm", message)
 
 
 def scratch_project(root: Path) -> Path:
@@ -42,5 +41,7 @@ def scratch_project(root: Path) -> Path:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
     sh(root, "git", "init", "-q")
+    sh(root, "git", "config", "user.name", "avgate")
+    sh(root, "git", "config", "user.email", "dev@avgate.invalid")
     commit(root, "project")
     return root
