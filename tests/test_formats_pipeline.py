@@ -127,3 +127,35 @@ def test_audit_reports_a_near_duplicate_across_splits(project):
     found = audit_embeddings.run(params)["near_duplicates"]["train|test"]
     assert found["pairs"] == 1
     assert (found["examples"][0]["id_a"], found["examples"][0]["id_b"]) == (source, target)
+
+
+def silence(path: Path) -> None:
+    formats.write_tone(path, 440.0)
+    data = path.read_bytes()
+    path.write_bytes(data[:44] + bytes(len(data) - 44))  # keep the WAV header, zero the samples
+
+
+BAD_MEDIA = {
+    "zero-length": (lambda path: path.write_bytes(b""), "empty file (0 bytes)"),
+    "silent": (silence, "silent: every decoded audio sample is zero"),
+    "truncated": (lambda path: path.write_bytes(path.read_bytes()[:30]), ""),
+    "corrupt": (lambda path: path.write_bytes(b"RIFF" + bytes(range(256)) * 8), ""),
+    "unsupported": (lambda path: path.write_text("a text file named .wav\n"), ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MEDIA))
+def test_bad_media_is_reported_per_file_and_raw_data_is_untouched(tmp_path, monkeypatch, case):
+    params, root, expected = prepare(
+        tmp_path, monkeypatch, "fsdd", {"ingest": {"min_ok_fraction": 0.5}}
+    )
+    damage, reason = BAD_MEDIA[case]
+    victim = Path(expected["path"].iloc[3])
+    damage(victim)
+    before = formats.snapshot(root)
+    report = ingest.run(params)
+    assert [f["clip_id"] for f in report["failures"]] == [expected["clip_id"].iloc[3]]
+    message = report["failures"][0]["reason"]
+    assert message.startswith(str(victim.relative_to(tmp_path))) and reason in message
+    split.run(params)  # the failed file is left out, the rest splits as usual
+    assert formats.snapshot(root) == before
