@@ -99,6 +99,7 @@ class LogmelParams:
     n_mels: int = 64
     n_fft: int = 400
     hop_length: int = 160
+    segments: int = 1
 
 
 @dataclass(frozen=True)

@@ -15,22 +15,35 @@ LOG_FLOOR = 1e-6
 
 
 class LogmelEncoder:
-    """Log-mel statistics per second: `dim` = 2 * n_mels (means, then standard deviations)."""
+    """Log-mel statistics per second: the mean of each of `segments` equal slices of the second,
+    then the standard deviation over the whole second; `dim` = (segments + 1) * n_mels.
+
+    `segments: 1` summarises a second by mean and spread; more slices keep the order of sounds
+    inside it, which short events such as spoken words need.
+    """
 
     name = "logmel"
     modality = "audio"
 
-    def __init__(self, sample_rate: int, n_mels: int, n_fft: int, hop_length: int) -> None:
+    def __init__(
+        self, sample_rate: int, n_mels: int, n_fft: int, hop_length: int, segments: int
+    ) -> None:
         if sample_rate % hop_length:
             raise ConfigError(
                 f"params.yaml: embed.logmel.hop_length {hop_length} must divide sample_rate "
                 f"{sample_rate} so that every second holds whole frames"
             )
+        if segments < 1 or (sample_rate // hop_length) % segments:
+            raise ConfigError(
+                f"params.yaml: embed.logmel.segments {segments} must divide the "
+                f"{sample_rate // hop_length} frames of a second"
+            )
+        self.segments = segments
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.n_fft = n_fft
         self.hop_length = hop_length
-        self.dim = 2 * n_mels
+        self.dim = (segments + 1) * n_mels
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels
         )
@@ -44,6 +57,7 @@ class LogmelEncoder:
             "n_mels": self.n_mels,
             "n_fft": self.n_fft,
             "hop_length": self.hop_length,
+            "segments": self.segments,
         }
 
     def embed_seconds(self, path: str | Path, n_seconds: int) -> np.ndarray:
@@ -55,5 +69,6 @@ class LogmelEncoder:
             logmel = torch.log(mel + LOG_FLOOR)
         per_second = self.sample_rate // self.hop_length
         frames = logmel[:, : n_seconds * per_second].reshape(self.n_mels, n_seconds, per_second)
-        stats = torch.cat([frames.mean(dim=2), frames.std(dim=2)], dim=0)
-        return stats.T.contiguous().numpy().astype(np.float32)
+        slices = frames.reshape(self.n_mels, n_seconds, self.segments, -1).mean(dim=3)
+        means = slices.permute(1, 2, 0).reshape(n_seconds, self.segments * self.n_mels)
+        return torch.cat([means, frames.std(dim=2).T], dim=1).numpy().astype(np.float32)
