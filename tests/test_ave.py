@@ -124,3 +124,8 @@ def test_split_files_fill_split_and_entries_without_annotation_warn(tmp_path):
 def test_missing_annotations_file_is_named(tmp_path):
     with pytest.raises(ave.AnnotationError, match="Annotations.txt: not found"):
         ave.load(tmp_path)
+
+
+def test_a_line_that_is_not_valid_unicode_is_refused_with_its_line_number():
+    with pytest.raises(ave.AnnotationError, match=r"Annotations.txt:2: not valid Unicode text"):
+        parse("x&a&good&0&1\nx&\ud800&good&0&1\n")

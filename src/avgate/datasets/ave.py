@@ -48,6 +48,13 @@ def read_annotations(stream: TextIO, name: str) -> pd.DataFrame:
             line = line.removeprefix("\ufeff")
         if not line.strip() or (number == 1 and line.startswith(HEADER_PREFIX)):
             continue
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            raise AnnotationError(
+                f"{name}:{number}: not valid Unicode text ({ascii(line)}); re-save the file "
+                "as UTF-8"
+            ) from None
         fields = line.split("&")
         if len(fields) != 5:
             raise AnnotationError(
