@@ -98,6 +98,13 @@ def _summarize(args: argparse.Namespace, params: Params) -> None:
     )
 
 
+def _report(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import report
+
+    path = report.run(args.rev)
+    print(f"report: {path} (workspace against {args.rev})")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="avgate", description=__doc__.splitlines()[0])
     root.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
@@ -123,6 +130,9 @@ def parser() -> argparse.ArgumentParser:
         "--seed", type=int, required=True
     )
     add("summarize", _summarize, "aggregate seeds into metrics/eval.json and plots/")
+    add("report", _report, "Markdown report of the workspace against a git revision").add_argument(
+        "--rev", default="HEAD", help="revision to compare with (default: %(default)s)"
+    )
     return root
 
 

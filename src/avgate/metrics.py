@@ -1,12 +1,16 @@
-"""Score registry: name -> (direction, function of true and predicted labels).
+"""Score registry: name -> (direction, input kind, function of the truth and the predictions).
 
 For `task.kind: event` the scored units are seconds: `segment_accuracy` is the AVE benchmark's
 segment-level accuracy (share of seconds whose label, background included, is right). For
-`task.kind: clip` the units are clips.
+`task.kind: clip` the units are clips. Label metrics see the arg-max class of each row; score
+metrics (`macro_roc_auc`, `map`, `d_prime`) see the probabilities. A metric that a split cannot
+define (no class with both positives and negatives, no minority class in the split) is None,
+never NaN and never a made-up 0.
 
->>> scores = score("event", ["a", "background", "a"], ["a", "a", "a"], ["a", "background"])
->>> scores["segment_accuracy"]
-0.6666666666666666
+>>> probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
+>>> scores = score("event", ["a", "background", "background"], probs, ["a", "background"])
+>>> scores["segment_accuracy"], scores["macro_roc_auc"]
+(0.6666666666666666, 1.0)
 """
 
 from __future__ import annotations
@@ -16,44 +20,173 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+import pandas as pd
+from scipy.stats import norm
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    balanced_accuracy_score,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
 
 from avgate.config import ConfigError
+
+PROB_PREFIX = "prob_"
+AUC_CLIP = 1e-6
 
 
 @dataclass(frozen=True)
 class Metric:
+    """One scalar score.
+
+    `needs` says what `fn` gets as its second argument: "labels" (the arg-max class of each row)
+    or "scores" (the (n, k) probabilities, columns aligned with `classes`). `fn` returns None
+    where the split cannot define the metric; each function's docstring says when.
+    """
+
     name: str
     maximize: bool
-    fn: Callable[[np.ndarray, np.ndarray, Sequence[str]], float]
+    needs: str
+    fn: Callable[[np.ndarray, np.ndarray, list[str]], float | None]
 
 
-def _accuracy(y_true, y_pred, classes) -> float:
+def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> float:
+    """Share of rows whose predicted label is right; always defined."""
     return float(accuracy_score(y_true, y_pred))
 
 
-def _balanced_accuracy(y_true, y_pred, classes) -> float:
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> float:
+    """Mean recall over the classes present in y_true; always defined."""
     return float(balanced_accuracy_score(y_true, y_pred))
 
 
-def _macro_f1(y_true, y_pred, classes) -> float:
+def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> float:
+    """Mean F1 over the classes present in y_true (a class never predicted scores 0)."""
     present = sorted(set(y_true))
     return float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
+
+
+def _one_vs_rest(y_true: np.ndarray, classes: list[str], both_sides: bool) -> list[int]:
+    """Column indices of the classes present in y_true (and, if both_sides, absent from a row)."""
+    indices = []
+    for i, name in enumerate(classes):
+        positives = int(np.sum(y_true == name))
+        if positives and (not both_sides or positives < len(y_true)):
+            indices.append(i)
+    return indices
+
+
+def _macro_roc_auc(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> float | None:
+    """One-vs-rest ROC AUC averaged over the classes that have both positive and negative rows.
+
+    None when no class qualifies (a single class in the split): AUC needs both.
+
+    >>> _macro_roc_auc(np.array(["a", "b"]), np.array([[0.8, 0.2], [0.3, 0.7]]), ["a", "b"])
+    1.0
+    """
+    indices = _one_vs_rest(y_true, classes, both_sides=True)
+    if not indices:
+        return None
+    return float(np.mean([roc_auc_score(y_true == classes[i], probs[:, i]) for i in indices]))
+
+
+def _map(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> float | None:
+    """Mean average precision over the classes present in y_true.
+
+    A class absent from y_true has no precision-recall curve and is skipped; None only when no
+    class of `classes` occurs in y_true.
+    """
+    indices = _one_vs_rest(y_true, classes, both_sides=False)
+    if not indices:
+        return None
+    return float(
+        np.mean([average_precision_score(y_true == classes[i], probs[:, i]) for i in indices])
+    )
+
+
+def _d_prime(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> float | None:
+    """AudioSet's d' = sqrt(2) * Phi^-1(macro ROC AUC); None when the AUC is None.
+
+    The AUC is clipped to [1e-6, 1 - 1e-6] so a perfect (or perfectly wrong) ranking stays finite.
+
+    >>> round(_d_prime(np.array(["a", "b"]), np.array([[0.8, 0.2], [0.3, 0.7]]), ["a", "b"]), 3)
+    6.722
+    """
+    auc = _macro_roc_auc(y_true, probs, classes)
+    if auc is None:
+        return None
+    return float(np.sqrt(2.0) * norm.ppf(np.clip(auc, AUC_CLIP, 1.0 - AUC_CLIP)))
+
+
+def minority_class(y_true: np.ndarray, classes: list[str]) -> str:
+    """The class of a binary task with fewer true rows (ties: the later class).
+
+    >>> minority_class(np.array(["neg", "neg", "pos"]), ["neg", "pos"])
+    'pos'
+    """
+    first, second = classes
+    return first if np.sum(y_true == first) < np.sum(y_true == second) else second
+
+
+def _tail(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], stat: str) -> float | None:
+    """One per-class statistic of the minority class; None when len(classes) != 2."""
+    if len(classes) != 2:
+        return None
+    return per_class(y_true, y_pred, classes)[minority_class(y_true, classes)][stat]
+
+
+def _tail_recall(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> float | None:
+    """Recall of the minority class of a binary task.
+
+    None when the task is not binary, or when the minority class has no true row in the split.
+    """
+    return _tail(y_true, y_pred, classes, "recall")
+
+
+def _tail_f1(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> float | None:
+    """F1 of the minority class of a binary task.
+
+    None when the task is not binary, or when the minority class is neither true nor predicted.
+    """
+    return _tail(y_true, y_pred, classes, "f1")
 
 
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("accuracy", True, _accuracy),
-        Metric("segment_accuracy", True, _accuracy),
-        Metric("balanced_accuracy", True, _balanced_accuracy),
-        Metric("macro_f1", True, _macro_f1),
+        Metric("accuracy", True, "labels", _accuracy),
+        Metric("segment_accuracy", True, "labels", _accuracy),
+        Metric("balanced_accuracy", True, "labels", _balanced_accuracy),
+        Metric("macro_f1", True, "labels", _macro_f1),
+        Metric("macro_roc_auc", True, "scores", _macro_roc_auc),
+        Metric("map", True, "scores", _map),
+        Metric("d_prime", True, "scores", _d_prime),
+        Metric("tail_recall", True, "labels", _tail_recall),
+        Metric("tail_f1", True, "labels", _tail_f1),
     )
 }
 
 METRICS_BY_KIND: dict[str, tuple[str, ...]] = {
-    "event": ("segment_accuracy", "balanced_accuracy", "macro_f1"),
-    "clip": ("accuracy", "balanced_accuracy", "macro_f1"),
+    "event": (
+        "segment_accuracy",
+        "balanced_accuracy",
+        "macro_f1",
+        "macro_roc_auc",
+        "map",
+        "d_prime",
+    ),
+    "clip": (
+        "accuracy",
+        "balanced_accuracy",
+        "macro_f1",
+        "macro_roc_auc",
+        "map",
+        "d_prime",
+        "tail_recall",
+        "tail_f1",
+    ),
 }
 
 
@@ -66,11 +199,102 @@ def check_primary(kind: str, primary: str) -> None:
         )
 
 
+def _check_probs(probs: np.ndarray, n_rows: int, n_classes: int) -> None:
+    if probs.shape != (n_rows, n_classes):
+        raise ValueError(
+            f"probabilities have shape {probs.shape}; expected ({n_rows}, {n_classes}): "
+            "one row per true label, one column per class"
+        )
+    if not np.isfinite(probs).all():
+        raise ValueError("probabilities contain NaN or infinity")
+
+
 def score(
-    kind: str, y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]
-) -> dict[str, float]:
-    """Every metric of the task kind; macro F1 averages over the classes present in y_true."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    with warnings.catch_warnings():  # predicting a class absent from y_true is expected here
+    kind: str, y_true: Sequence[str], probs: np.ndarray, classes: Sequence[str]
+) -> dict[str, float | None]:
+    """Every metric of the task kind, from the true labels and (n, k) class probabilities.
+
+    Label metrics use the arg-max class of each row (ties: the first class in `classes`).
+
+    >>> probs = np.array([[0.5, 0.5], [0.2, 0.8], [1.0, 0.0], [0.0, 1.0]])
+    >>> scores = score("clip", ["a", "b", "b", "b"], probs, ["a", "b"])
+    >>> scores["accuracy"], scores["tail_recall"], round(scores["macro_roc_auc"], 3)
+    (0.75, 1.0, 0.667)
+    """
+    y_true, probs, classes = np.asarray(y_true), np.asarray(probs), list(classes)
+    _check_probs(probs, len(y_true), len(classes))
+    y_pred = np.asarray(classes)[np.argmax(probs, axis=1)]
+    inputs = {"labels": y_pred, "scores": probs}
+    with warnings.catch_warnings():  # sklearn's notes on a split with few classes are expected
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
-        return {name: METRICS[name].fn(y_true, y_pred, classes) for name in METRICS_BY_KIND[kind]}
+        warnings.filterwarnings("ignore", message="A single label was found in 'y_true'")
+        return {
+            name: METRICS[name].fn(y_true, inputs[METRICS[name].needs], classes)
+            for name in METRICS_BY_KIND[kind]
+        }
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+def per_class(
+    y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]
+) -> dict[str, dict[str, float | None]]:
+    """Precision, recall, F1 and support of each class.
+
+    Undefined values are None, not 0: precision when the class is never predicted, recall when it
+    has no true row (support 0), F1 when both. A class with true rows that is never predicted
+    has recall 0 and F1 0; a class predicted but absent from y_true has precision 0 and F1 0.
+
+    >>> per_class(["a", "a", "b"], ["a", "b", "b"], ["a", "b", "c"])["c"]
+    {'precision': None, 'recall': None, 'f1': None, 'support': 0}
+    """
+    classes = list(classes)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        np.asarray(y_true), np.asarray(y_pred), labels=classes, zero_division=np.nan
+    )
+    return {
+        name: {
+            "precision": _none_if_nan(precision[i]),
+            "recall": _none_if_nan(recall[i]),
+            "f1": _none_if_nan(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(classes)
+    }
+
+
+def _check_one_label_per_key(frame: pd.DataFrame, key: str) -> None:
+    labels_per_key = frame.groupby(key, sort=False)["label"].nunique()
+    conflicting = labels_per_key[labels_per_key > 1].index.tolist()
+    if conflicting:
+        raise ValueError(
+            f"rows with the same {key!r} carry different labels; {key!r} values: {conflicting[:5]}"
+        )
+
+
+def aggregate_windows(frame: pd.DataFrame, key: str, how: str) -> pd.DataFrame:
+    """Pool the rows (windows, clips, seconds) of one event into one row per `key` value.
+
+    `frame` has the column `key`, `label` and one `prob_<class>` column per class (other columns
+    are dropped). "mean" averages the probabilities; "max" takes each class's largest probability
+    and renormalises the row to sum 1. Rows come out in the order their key first appears.
+
+    >>> frame = pd.DataFrame({"clip_id": ["x", "x", "y"], "label": ["a", "a", "b"],
+    ...                       "prob_a": [0.8, 0.2, 0.1], "prob_b": [0.2, 0.8, 0.9]})
+    >>> aggregate_windows(frame, "clip_id", "max")
+      clip_id label  prob_a  prob_b
+    0       x     a     0.5     0.5
+    1       y     b     0.1     0.9
+    """
+    if how not in ("mean", "max"):
+        raise ValueError(f"how must be 'mean' or 'max', not {how!r}")
+    _check_one_label_per_key(frame, key)
+    prob_columns = [c for c in frame.columns if c.startswith(PROB_PREFIX)]
+    groups = frame.groupby(key, sort=False)
+    probs = groups[prob_columns].agg(how)
+    if how == "max":
+        probs = probs.div(probs.sum(axis=1), axis=0)
+    pooled = pd.concat([groups["label"].first(), probs], axis=1)
+    return pooled.reset_index()[[key, "label", *prob_columns]]

@@ -1,13 +1,17 @@
-"""`evaluate@<seed>`: raw logits for val and test, and per-seed scores with a majority baseline."""
+"""`evaluate@<seed>`: raw logits for val and test, per-seed scores with a majority baseline,
+calibration before and after temperature scaling, per-class scores, probability clustering and
+modality ablations (audio-visual models)."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file
 
-from avgate import metrics
+from avgate import calibration, diagnostics, metrics
 from avgate.config import Params
 from avgate.files import atomic_dir, read_json, write_json, write_parquet
 from avgate.models.fit import pin_determinism
@@ -17,11 +21,13 @@ from avgate.stages.inputs import (
     EVAL_SPLITS,
     LOGIT_PREFIX,
     WEIGHTS,
+    Examples,
     examples,
+    modality_columns,
     model_dir,
-    predicted_labels,
     predictions_dir,
 )
+from avgate.stages.train import peak_rss_mib
 
 
 def load_head(seed: int) -> tuple[MLPHead, dict]:
@@ -34,8 +40,9 @@ def load_head(seed: int) -> tuple[MLPHead, dict]:
 
 
 def predict(model: MLPHead, x: np.ndarray) -> np.ndarray:
+    """Raw logits of `model` for features `x`."""
     with torch.inference_mode():
-        return model(torch.from_numpy(x)).numpy()
+        return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
 
 
 def predictions_table(
@@ -54,28 +61,64 @@ def majority_class(train_label_counts: dict[str, int]) -> str:
     return max(sorted(train_label_counts), key=lambda label: train_label_counts[label])
 
 
+def one_hot(n: int, index: int, k: int) -> np.ndarray:
+    probs = np.zeros((n, k))
+    probs[:, index] = 1.0
+    return probs
+
+
+def ablations(params: Params, model: MLPHead, data: Examples, classes: list[str]) -> dict:
+    """The primary metric on `data` with each modality ablated, and its drop (two modalities+)."""
+    primary = params.evaluate.primary_metric
+
+    def score(probs: np.ndarray) -> float:
+        return metrics.score(params.task.kind, data.labels, probs, classes)[primary]
+
+    return diagnostics.modality_reliance(
+        lambda x: calibration.softmax(predict(model, x)),
+        score,
+        data.x,
+        modality_columns(params),
+        model.mean.numpy(),
+        data.index["clip_id"].to_numpy(),
+    )
+
+
 def run(params: Params, seed: int) -> dict:
     """Predict val and test with one seed's head; write predictions/seed<seed>/."""
     metrics.check_primary(params.task.kind, params.evaluate.primary_metric)
     pin_determinism(seed, params.train.num_threads)
+    started = time.perf_counter()
     model, description = load_head(seed)
     classes = description["classes"]
+    lookup = {c: i for i, c in enumerate(classes)}
     majority = majority_class(description["train_label_counts"])
-    scores: dict = {
-        "seed": seed,
-        "primary_metric": params.evaluate.primary_metric,
-        "majority_class": majority,
-    }
+    kind = params.task.kind
+    scores: dict = {"seed": seed, "primary_metric": params.evaluate.primary_metric,
+                    "majority_class": majority}  # fmt: skip
+    data, logits = {}, {}
     with atomic_dir(predictions_dir(seed)) as tmp:
         for split in EVAL_SPLITS:
-            data = examples(params, split)
-            table = predictions_table(data.index, data.labels, predict(model, data.x), classes)
+            data[split] = examples(params, split)
+            logits[split] = predict(model, data[split].x)
+            table = predictions_table(data[split].index, data[split].labels, logits[split], classes)
             write_parquet(table, tmp / f"{split}.parquet")
-            kind = params.task.kind
-            scores[split] = metrics.score(kind, data.labels, predicted_labels(table), classes)
-            baseline = np.full(len(data.labels), majority, dtype=object)
-            scores[f"majority_baseline_{split}"] = metrics.score(
-                kind, data.labels, baseline, classes
-            )
+            labels = data[split].labels
+            scores[split] = metrics.score(kind, labels, calibration.softmax(logits[split]), classes)
+            baseline = one_hot(len(labels), lookup[majority], len(classes))
+            scores[f"majority_baseline_{split}"] = metrics.score(kind, labels, baseline, classes)
+        test = data["test"]
+        y = {split: np.array([lookup[label] for label in data[split].labels]) for split in data}
+        probs = calibration.softmax(logits["test"])
+        scores["per_class_test"] = metrics.per_class(
+            test.labels, np.asarray(classes)[probs.argmax(axis=1)], classes
+        )
+        scores["calibration_test"] = calibration.calibration_report(
+            logits["val"], y["val"], logits["test"], y["test"]
+        )
+        scores["probability_clusters_test"] = diagnostics.probability_clusters(probs)
+        scores["modality_ablation_test"] = ablations(params, model, test, classes)
+        scores["evaluate_seconds"] = round(time.perf_counter() - started, 3)
+        scores["peak_rss_mib"] = round(peak_rss_mib(), 1)
         write_json(tmp / "metrics.json", scores)
     return scores

@@ -7,6 +7,7 @@ must agree row for row. For `task.kind: clip`, the seconds of each clip are pool
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,23 @@ def fused_embeddings(params: Params, split: str) -> tuple[np.ndarray, pd.DataFra
             )
         parts.append(np.load(folder / f"{split}.npy", mmap_mode="r"))
     return np.concatenate(parts, axis=1).astype(np.float32), index
+
+
+def modality_columns(params: Params) -> dict[str, np.ndarray]:
+    """Feature columns of each modality in the model's input (fused, and pooled for clip tasks).
+
+    >>> # logmel (audio, 128) then frames (visual, 51): audio 0..127, visual 128..178
+    """
+    columns: dict[str, list[np.ndarray]] = {}
+    offset = 0
+    for name in params.embed.encoders:
+        meta = json.loads((embedding_dir(name) / "meta.json").read_text())
+        columns.setdefault(meta["modality"], []).append(np.arange(offset, offset + meta["dim"]))
+        offset += meta["dim"]
+    merged = {modality: np.concatenate(parts) for modality, parts in columns.items()}
+    if params.task.kind == "clip":  # pooled features: the means, then the maxima
+        merged = {m: np.concatenate([c, c + offset]) for m, c in merged.items()}
+    return merged
 
 
 def pool_clips(x: np.ndarray, index: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -6,6 +6,8 @@ the best weights as safetensors next to a JSON description of the head.
 
 from __future__ import annotations
 
+import resource
+import time
 from collections import Counter
 
 import numpy as np
@@ -19,6 +21,11 @@ from avgate.models.heads import MLPHead
 from avgate.stages import StageError
 from avgate.stages.inputs import DESCRIPTION, WEIGHTS, examples, live_dir, model_dir
 from dvclive import Live
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def encode(labels: np.ndarray, classes: list[str], split: str) -> torch.Tensor:
@@ -48,8 +55,16 @@ def run(params: Params, seed: int) -> dict:
                 live.log_metric(name, value)
             live.next_step()
 
+        started = time.perf_counter()
         result = fit(model, (x, y), (xv, yv), config, on_epoch=log)
-        live.summary["best_epoch"] = result.best_epoch
+        seconds = time.perf_counter() - started
+        # timings live in the dvclive log, not in models/: the weights' folder stays reproducible
+        live.summary.update(
+            best_epoch=result.best_epoch,
+            train_seconds=round(seconds, 3),
+            train_samples_per_s=round(len(x) * result.epochs_run / seconds, 1),
+            peak_rss_mib=round(peak_rss_mib(), 1),
+        )
     description = {
         "kind": params.task.kind,
         "classes": classes,
@@ -63,6 +78,7 @@ def run(params: Params, seed: int) -> dict:
         "best_val_loss": result.best_val_loss,
         "epochs_run": result.epochs_run,
         "trainable_parameters": sum(t.numel() for t in model.parameters() if t.requires_grad),
+        "total_parameters": sum(t.numel() for t in model.parameters()),
     }
     with atomic_dir(model_dir(seed)) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / WEIGHTS)

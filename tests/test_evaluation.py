@@ -1,0 +1,128 @@
+"""Evaluation on the small demo: calibration of an overconfident head, modality ablations,
+diagnostics, efficiency, the run card and the report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from avgate import report
+from avgate.stages import demo_data, embed, evaluate, ingest, split, summarize, train
+from avgate.stages import report as report_stage
+from avgate.stages.inputs import WEIGHTS, model_dir
+from tests.conftest import write_params
+
+
+def prepare(params) -> None:
+    ingest.run(params)
+    split.run(params)
+    for name in params.embed.encoders:
+        embed.run(params, name)
+
+
+def test_temperature_scaling_lowers_the_ece_of_an_overconfident_head(tmp_path, monkeypatch):
+    # The default demo's difficulty, large enough that validation estimates the temperature:
+    # on the small easy demo validation is separable and says little about calibration.
+    monkeypatch.chdir(tmp_path)
+    demo = {"n_clips": 96, "n_groups": 12, "snr_db": [-14.0, 2.0], "shape_opacity": [0.05, 0.6]}
+    params = write_params(tmp_path, {"demo": demo, "train": {"seeds": [0]}})
+    demo_data.run(params)
+    prepare(params)
+    train.run(params, seed=0)
+    weights = load_file(model_dir(0) / WEIGHTS)
+    for name in ("net.3.weight", "net.3.bias"):  # the output layer: logits x 6, overconfident
+        weights[name] = weights[name] * 6
+    save_file(weights, model_dir(0) / WEIGHTS)
+    found = evaluate.run(params, seed=0)["calibration_test"]
+    assert found["temperature"] > 2
+    assert found["after"]["ece"] < found["before"]["ece"] * 0.8
+    assert found["after"]["nll"] < found["before"]["nll"]
+
+
+def test_ablating_the_informative_modality_drops_the_score(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = write_params(
+        tmp_path, {"demo": {"shape_opacity": [0.0, 0.0]}, "train": {"seeds": [0]}}
+    )  # the picture never shows the event: only the sound is informative
+    demo_data.run(params)
+    prepare(params)
+    train.run(params, seed=0)
+    ablation = evaluate.run(params, seed=0)["modality_ablation_test"]
+    assert ablation["full"] > 0.8
+    assert ablation["audio_muted"]["drop"] > 0.25
+    assert ablation["audio_from_other_clip"]["drop"] > 0.25
+    assert abs(ablation["visual_muted"]["drop"]) < 0.1
+
+
+def test_summary_writes_diagnostics_efficiency_run_card_and_plots(project):
+    params = write_params(project, {})
+    prepare(params)
+    for seed in params.train.seeds:
+        train.run(params, seed)
+        evaluate.run(params, seed)
+    summary = summarize.run(params)
+    assert summary["calibration_test"]["ece"]["before"]["mean"] >= 0
+    found = json.loads((project / "metrics/diagnostics.json").read_text())
+    assert set(found["per_class"]) == set(json.loads((project / "models/seed0/head.json")
+                                                     .read_text())["classes"])  # fmt: skip
+    assert found["worst_groups"][0]["accuracy"] == min(found["per_group_accuracy"].values())
+    assert {"audio_muted", "visual_muted"} <= set(found["modality_ablation"])
+    cost = json.loads((project / "metrics/efficiency.json").read_text())
+    assert cost["trainable_parameters"] > 0 and cost["train_samples_per_s"]["mean"] > 0
+    assert set(cost["wall_seconds"]) >= {"embed@logmel", "train@0", "evaluate@1"}
+    card = json.loads((project / "reports/run_card.json").read_text())
+    assert card["seeds"] == [0, 1] and card["params"]["train"]["seeds"] == [0, 1]
+    assert card["encoders"]["logmel"]["encoder"] == "logmel" and card["packages"]["torch"]
+    assert len(card["data"]["manifest_sha256"]) == 64
+    for name in ("reliability_uncalibrated", "reliability_calibrated", "efficiency"):
+        assert (project / f"plots/{name}.csv").read_text().count("\n") >= 2
+
+
+def test_report_tables_compare_with_the_revision(project):
+    params = write_params(project, {"train": {"seeds": [0, 1]}})
+    prepare(params)
+    for seed in params.train.seeds:
+        train.run(params, seed)
+        evaluate.run(params, seed)
+    summarize.run(params)
+    subprocess.run(["git", "init", "-q"], check=True)
+    subprocess.run(["git", "add", "metrics"], check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"],
+                   check=True)  # fmt: skip
+    shutil.rmtree("models")
+    changed = write_params(project, {"train": {"seeds": [0, 1], "hidden": 8}})
+    for seed in changed.train.seeds:
+        train.run(changed, seed)
+        evaluate.run(changed, seed)
+    summarize.run(changed)
+    text = report_stage.run("HEAD").read_text()
+    current = json.loads((project / "metrics/eval.json").read_text())
+    baseline = json.loads(subprocess.run(["git", "show", "HEAD:metrics/eval.json"],
+                                         capture_output=True, text=True).stdout)  # fmt: skip
+    now, then = (s["test"]["segment_accuracy"] for s in (current, baseline))
+    delta = now["mean"] - then["mean"]
+    row = (
+        f"| test | segment_accuracy | {then['mean']:.4f} ± {then['std']:.4f} | "
+        f"{now['mean']:.4f} ± {now['std']:.4f} | {delta:+.4f} |"
+    )
+    assert row in text
+    assert "| ece |" in text and "Worst groups" in text and "audio_muted" in text
+    assert "no significance test" in text
+
+
+def test_report_without_a_baseline_says_so():
+    current = {"primary_metric": "accuracy", "n_seeds": 2,
+               "test": {"accuracy": {"mean": 0.5, "std": 0.1}}, "val": {}}  # fmt: skip
+    text = report.render(current, None, "v1", {}, {}, None)
+    assert "no metrics found at v1" in text
+    assert "| test | accuracy | – | 0.5000 ± 0.1000 | – |" in text
+
+
+@pytest.fixture(autouse=True)
+def _quiet_torch_threads():
+    torch.set_num_threads(1)
