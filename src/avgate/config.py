@@ -129,12 +129,15 @@ class TrainParams:
     batch_size: int = 64
     max_epochs: int = 100
     patience: int = 10
+    selection_metric: str = "val_loss"
     num_threads: int = 1
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
     primary_metric: str = "segment_accuracy"
+    aggregate_by: str = ""  # a manifest column naming the event each clip belongs to ("" = off)
+    aggregate: str = "mean"  # how its clips' probabilities are pooled: mean or max
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,14 @@ def _check(params: Params) -> None:
             f"({params.demo.clip_seconds})",
             params.demo.event_seconds,
         )
+    if params.train.selection_metric not in ("val_loss", "val_accuracy"):
+        _fail("train.selection_metric", "must be val_loss or val_accuracy",
+              params.train.selection_metric)  # fmt: skip
+    if params.evaluate.aggregate not in ("mean", "max"):
+        _fail("evaluate.aggregate", "must be mean or max", params.evaluate.aggregate)
+    if params.evaluate.aggregate_by and params.task.kind != "clip":
+        _fail("evaluate.aggregate_by", "needs task.kind: clip (it pools clips into events)",
+              params.evaluate.aggregate_by)  # fmt: skip
     if not params.train.seeds:
         _fail("train.seeds", "must list at least one seed", params.train.seeds)
     if len(set(params.train.seeds)) != len(params.train.seeds):

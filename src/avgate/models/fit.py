@@ -18,12 +18,17 @@ class FitConfig:
     max_epochs: int
     patience: int
     seed: int
+    selection_metric: str = "val_loss"  # or "val_accuracy": what picks the epoch to keep
+
+
+SELECTION_METRICS = {"val_loss": -1.0, "val_accuracy": 1.0}  # sign: +1 maximise, -1 minimise
 
 
 @dataclass(frozen=True)
 class FitResult:
     best_epoch: int
     best_val_loss: float
+    best_selection_value: float
     epochs_run: int
 
 
@@ -56,7 +61,8 @@ def fit(
     config: FitConfig,
     on_epoch: Callable[[int, dict[str, float]], None] = lambda epoch, logs: None,
 ) -> FitResult:
-    """Train with Adam; keep the weights of the epoch with the lowest validation loss.
+    """Train with Adam; keep the weights of the epoch with the best `config.selection_metric`
+    (lowest validation loss, or highest validation accuracy; ties keep the earlier epoch).
 
     Stops after `patience` epochs without improvement. Batches are shuffled by a generator seeded
     from `config.seed`, so the same seed gives the same weights.
@@ -64,7 +70,9 @@ def fit(
     generator = torch.Generator().manual_seed(config.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     x, y = train
-    best_loss, best_epoch, best_state = float("inf"), 0, copy.deepcopy(model.state_dict())
+    sign = SELECTION_METRICS[config.selection_metric]
+    best, best_loss, best_epoch = -float("inf"), float("inf"), 0
+    best_state = copy.deepcopy(model.state_dict())
     epoch = 0
     for epoch in range(1, config.max_epochs + 1):
         model.train()
@@ -76,13 +84,12 @@ def fit(
             optimiser.step()
             total += loss.item() * len(batch)
         val_loss, val_accuracy = evaluate_loss(model, *val)
-        on_epoch(
-            epoch,
-            {"train_loss": total / len(x), "val_loss": val_loss, "val_accuracy": val_accuracy},
-        )
-        if val_loss < best_loss:
-            best_loss, best_epoch, best_state = val_loss, epoch, copy.deepcopy(model.state_dict())
+        logs = {"train_loss": total / len(x), "val_loss": val_loss, "val_accuracy": val_accuracy}
+        on_epoch(epoch, logs)
+        if sign * logs[config.selection_metric] > best:
+            best, best_loss, best_epoch = sign * logs[config.selection_metric], val_loss, epoch
+            best_state = copy.deepcopy(model.state_dict())
         elif epoch - best_epoch >= config.patience:
             break
     model.load_state_dict(best_state)
-    return FitResult(best_epoch=best_epoch, best_val_loss=best_loss, epochs_run=epoch)
+    return FitResult(best_epoch, best_loss, sign * best, epochs_run=epoch)

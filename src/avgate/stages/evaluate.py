@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from avgate import calibration, diagnostics, metrics
-from avgate.config import Params
+from avgate.config import ConfigError, Params
 from avgate.files import atomic_dir, read_json, write_json, write_parquet
 from avgate.models.fit import pin_determinism
 from avgate.models.heads import MLPHead
@@ -84,6 +84,27 @@ def ablations(params: Params, model: MLPHead, data: Examples, classes: list[str]
     )
 
 
+def aggregated(params: Params, data: Examples, probs: np.ndarray, classes: list[str]) -> dict:
+    """Scores after pooling each event's clips (`evaluate.aggregate_by`) into one prediction."""
+    column = params.evaluate.aggregate_by
+    manifest = pd.read_parquet(params.data.interim_dir / "manifest.parquet")
+    if column not in manifest:
+        raise ConfigError(
+            f"params.yaml: evaluate.aggregate_by {column!r} is not a manifest column; "
+            f"choose one of {sorted(manifest.columns)}"
+        )
+    frame = data.index[["clip_id"]].merge(manifest[["clip_id", column]], on="clip_id", how="left")
+    frame["label"] = data.labels
+    for i, name in enumerate(classes):
+        frame[f"{metrics.PROB_PREFIX}{name}"] = probs[:, i]
+    try:
+        pooled = metrics.aggregate_windows(frame, column, params.evaluate.aggregate)
+    except ValueError as error:
+        raise ConfigError(f"params.yaml: evaluate.aggregate_by {column!r}: {error}") from None
+    pooled_probs = pooled[[f"{metrics.PROB_PREFIX}{c}" for c in classes]].to_numpy()
+    return metrics.score("clip", pooled["label"].to_numpy(), pooled_probs, classes)
+
+
 def run(params: Params, seed: int) -> dict:
     """Predict val and test with one seed's head; write predictions/seed<seed>/."""
     metrics.check_primary(params.task.kind, params.evaluate.primary_metric)
@@ -117,6 +138,8 @@ def run(params: Params, seed: int) -> dict:
             logits["val"], y["val"], logits["test"], y["test"]
         )
         scores["probability_clusters_test"] = diagnostics.probability_clusters(probs)
+        if params.evaluate.aggregate_by:
+            scores["test_aggregated"] = aggregated(params, test, probs, classes)
         scores["modality_ablation_test"] = ablations(params, model, test, classes)
         scores["evaluate_seconds"] = round(time.perf_counter() - started, 3)
         scores["peak_rss_mib"] = round(peak_rss_mib(), 1)

@@ -47,7 +47,9 @@ def aggregate(per_seed: dict[int, dict], primary: str) -> dict:
     seeds = sorted(per_seed)
     first = per_seed[seeds[0]]
     summary: dict = {"primary_metric": primary, "n_seeds": len(seeds), "seeds": seeds}
-    for split in EVAL_SPLITS:
+    for split in [*EVAL_SPLITS, "test_aggregated"]:
+        if split not in first:
+            continue
         summary[split] = {}
         for name in first[split]:
             values = [per_seed[s][split][name] for s in seeds]

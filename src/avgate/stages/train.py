@@ -47,7 +47,9 @@ def run(params: Params, seed: int) -> dict:
     p = params.train
     model = MLPHead(x.shape[1], p.hidden, len(classes), p.dropout)
     model.set_standardisation(x)
-    config = FitConfig(p.lr, p.weight_decay, p.batch_size, p.max_epochs, p.patience, seed)
+    config = FitConfig(
+        p.lr, p.weight_decay, p.batch_size, p.max_epochs, p.patience, seed, p.selection_metric
+    )
     with Live(str(live_dir(seed)), dvcyaml=False, save_dvc_exp=False, report=None) as live:
 
         def log(epoch: int, logs: dict[str, float]) -> None:
@@ -76,6 +78,8 @@ def run(params: Params, seed: int) -> dict:
         "train_label_counts": dict(sorted(Counter(train.labels.tolist()).items())),
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
+        "selection_metric": p.selection_metric,
+        "best_selection_value": result.best_selection_value,
         "epochs_run": result.epochs_run,
         "trainable_parameters": sum(t.numel() for t in model.parameters() if t.requires_grad),
         "total_parameters": sum(t.numel() for t in model.parameters()),
