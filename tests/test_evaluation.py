@@ -12,7 +12,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from avgate import report
-from avgate.stages import demo_data, embed, evaluate, ingest, split, summarize, train
+from avgate.stages import (
+    audit_embeddings,
+    demo_data,
+    embed,
+    evaluate,
+    ingest,
+    split,
+    summarize,
+    train,
+)
 from avgate.stages import report as report_stage
 from avgate.stages.inputs import WEIGHTS, model_dir
 from tests.conftest import write_params
@@ -23,6 +32,7 @@ def prepare(params) -> None:
     split.run(params)
     for name in params.embed.encoders:
         embed.run(params, name)
+    audit_embeddings.run(params)
 
 
 def test_temperature_scaling_lowers_the_ece_of_an_overconfident_head(tmp_path, monkeypatch):
@@ -74,7 +84,8 @@ def test_summary_writes_diagnostics_efficiency_run_card_and_plots(project):
     assert {"audio_muted", "visual_muted"} <= set(found["modality_ablation"])
     cost = json.loads((project / "metrics/efficiency.json").read_text())
     assert cost["trainable_parameters"] > 0 and cost["train_samples_per_s"]["mean"] > 0
-    assert set(cost["wall_seconds"]) >= {"embed@logmel", "train@0", "evaluate@1"}
+    assert set(cost["wall_seconds"]) >= {"ingest", "split", "embed@logmel", "audit", "train@0",
+                                         "evaluate@1"}  # fmt: skip
     card = json.loads((project / "reports/run_card.json").read_text())
     assert card["seeds"] == [0, 1] and card["params"]["train"]["seeds"] == [0, 1]
     assert card["encoders"]["logmel"]["encoder"] == "logmel" and card["packages"]["torch"]

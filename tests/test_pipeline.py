@@ -10,7 +10,16 @@ import pandas as pd
 import pytest
 
 from avgate.config import Params
-from avgate.stages import StageError, embed, evaluate, ingest, split, summarize, train
+from avgate.stages import (
+    StageError,
+    audit_embeddings,
+    embed,
+    evaluate,
+    ingest,
+    split,
+    summarize,
+    train,
+)
 from tests.conftest import write_params
 
 
@@ -19,6 +28,7 @@ def run_until_embed(params: Params) -> None:
     split.run(params)
     for name in params.embed.encoders:
         embed.run(params, name)
+    audit_embeddings.run(params)
 
 
 def corrupt(root, clip_id: str, how: str) -> None:

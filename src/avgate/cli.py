@@ -49,7 +49,7 @@ def _embed(args: argparse.Namespace, params: Params) -> None:
     from avgate.stages import embed
 
     meta = embed.run(params, args.encoder)
-    print(f"embed {args.encoder}: dim {meta['dim']}, {meta['seconds']:.1f} s")
+    print(f"embed {args.encoder}: dim {meta['dim']}, rows {meta['rows']}")
 
 
 def _audit(args: argparse.Namespace, params: Params) -> None:

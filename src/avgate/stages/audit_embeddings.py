@@ -22,6 +22,7 @@ from avgate import audit
 from avgate.config import Params
 from avgate.files import write_json
 from avgate.stages.inputs import SPLITS, fused_embeddings, pool_clips, usable_clips
+from avgate.stages.profile import recorded
 
 REPORT = Path("metrics/audit.json")
 
@@ -41,6 +42,11 @@ def clip_embeddings(params: Params) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def run(params: Params) -> dict:
     """Write metrics/audit.json: near-duplicates across splits and group predictability."""
+    with recorded("audit"):
+        return _audit(params)
+
+
+def _audit(params: Params) -> dict:
     clips = usable_clips(params).set_index("clip_id")
     per_split = clip_embeddings(params)
     threshold = params.audit.near_duplicate_cosine

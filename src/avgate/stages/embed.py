@@ -21,8 +21,7 @@ from avgate.config import Params
 from avgate.encoders import Encoder, build
 from avgate.files import atomic_dir, write_json, write_parquet
 from avgate.stages.inputs import SPLITS, embedding_dir, usable_clips
-
-PROFILES = Path("data/profiles/embed")
+from avgate.stages.profile import recorded
 
 
 class ClipEmbeddings(Dataset):
@@ -63,16 +62,12 @@ def embed_split(clips: pd.DataFrame, encoder: Encoder, out: Path, workers: int) 
     )
 
 
-def profile_path(encoder: str) -> Path:
-    """Timing of one encoder's run; kept out of data/embeddings so its hash stays reproducible."""
-    return PROFILES / f"{encoder}.json"
-
-
 def run(params: Params, encoder_name: str) -> dict:
     """Embed every split with one encoder into data/embeddings/<encoder>/.
 
     `meta.json` there holds only what decides the arrays (encoder identity, dims, row counts), so
-    identical embeddings hash identically; wall time and throughput go to `profile_path`.
+    identical embeddings hash identically; wall time and throughput go to
+    data/profiles/embed/<encoder>.json.
     """
     encoder = build(encoder_name, params.embed)
     clips = usable_clips(params)
@@ -83,9 +78,11 @@ def run(params: Params, encoder_name: str) -> dict:
         "dtype": "float32",
         "rows": {},
     }
-    profile: dict = {"encoder": encoder_name, "workers": params.embed.workers, "splits": {}}
-    started = time.perf_counter()
-    with atomic_dir(embedding_dir(encoder_name)) as tmp:
+    with (
+        recorded(f"embed/{encoder_name}") as profile,
+        atomic_dir(embedding_dir(encoder_name)) as tmp,
+    ):
+        profile.update(encoder=encoder_name, workers=params.embed.workers, splits={})
         for split in SPLITS:
             part = clips[clips["split"] == split]
             t0 = time.perf_counter()
@@ -99,6 +96,4 @@ def run(params: Params, encoder_name: str) -> dict:
                 "clips_per_s": round(len(part) / seconds, 2) if seconds else None,
             }
         write_json(tmp / "meta.json", meta)
-    profile["seconds"] = round(time.perf_counter() - started, 3)
-    write_json(profile_path(encoder_name), profile)
-    return {**meta, "seconds": profile["seconds"]}
+    return meta

@@ -27,7 +27,7 @@ from avgate.stages.inputs import (
     model_dir,
     predictions_dir,
 )
-from avgate.stages.train import peak_rss_mib
+from avgate.stages.profile import peak_rss_mib
 
 
 def load_head(seed: int) -> tuple[MLPHead, dict]:

@@ -20,6 +20,7 @@ from avgate.datasets import load_records
 from avgate.files import write_csv, write_json, write_parquet
 from avgate.parallel import ordered_map
 from avgate.stages import StageError
+from avgate.stages.profile import recorded
 
 REPORT = Path("metrics/ingest.json")
 PLOTS = Path("plots/ingest")
@@ -87,6 +88,11 @@ def build_segments(manifest: pd.DataFrame, background: str) -> pd.DataFrame:
 
 def run(params: Params) -> dict:
     """Ingest `data/raw/<data.name>` into `data/interim/<data.name>`; return the report."""
+    with recorded("ingest"):
+        return _ingest(params)
+
+
+def _ingest(params: Params) -> dict:
     records = load_records(
         params.data.format,
         params.data.raw_dir,

@@ -14,6 +14,7 @@ from avgate.config import Params
 from avgate.files import write_json, write_parquet
 from avgate.splitting import SplitError, assign_splits
 from avgate.stages import StageError
+from avgate.stages.profile import recorded
 
 REPORT = Path("metrics/leakage.json")
 CONTENT_HASHES = ("sha256", "audio_sha256")
@@ -89,6 +90,11 @@ def check(summary: dict) -> None:
 
 def run(params: Params) -> dict:
     """Split the usable clips of the manifest; write splits.parquet and the leakage report."""
+    with recorded("split"):
+        return _split(params)
+
+
+def _split(params: Params) -> dict:
     manifest = pd.read_parquet(params.data.interim_dir / "manifest.parquet")
     clips = manifest[manifest["status"] == "ok"].reset_index(drop=True)
     p = params.split

@@ -16,7 +16,6 @@ from avgate import diagnostics
 from avgate.config import Params
 from avgate.files import read_json, write_csv, write_json
 from avgate.stages import run_card
-from avgate.stages.embed import profile_path
 from avgate.stages.inputs import (
     DESCRIPTION,
     EVAL_SPLITS,
@@ -25,6 +24,7 @@ from avgate.stages.inputs import (
     predicted_labels,
     predictions_dir,
 )
+from avgate.stages.profile import profile_path
 
 EVAL_METRICS = Path("metrics/eval.json")
 DIAGNOSTICS = Path("metrics/diagnostics.json")
@@ -143,8 +143,9 @@ def efficiency(params: Params, per_seed: dict[int, dict], primary_mean: float) -
     seeds = sorted(per_seed)
     head = read_json(model_dir(seeds[0]) / DESCRIPTION)
     logs = [read_json(live_dir(s) / "metrics.json") for s in seeds]
-    embed_seconds = {
-        f"embed@{name}": read_json(profile_path(name))["seconds"] for name in params.embed.encoders
+    profiled = ["ingest", "split", *(f"embed/{name}" for name in params.embed.encoders), "audit"]
+    stage_seconds = {
+        stage.replace("/", "@"): read_json(profile_path(stage))["seconds"] for stage in profiled
     }
     return {
         "trainable_parameters": head["trainable_parameters"],
@@ -156,7 +157,7 @@ def efficiency(params: Params, per_seed: dict[int, dict], primary_mean: float) -
         },
         "gpu_peak_memory_mib": None,
         "wall_seconds": {
-            **embed_seconds,
+            **stage_seconds,
             **{f"train@{s}": log["train_seconds"] for s, log in zip(seeds, logs, strict=True)},
             **{f"evaluate@{s}": per_seed[s]["evaluate_seconds"] for s in seeds},
         },

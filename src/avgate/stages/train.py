@@ -6,7 +6,6 @@ the best weights as safetensors next to a JSON description of the head.
 
 from __future__ import annotations
 
-import resource
 import time
 from collections import Counter
 
@@ -20,12 +19,8 @@ from avgate.models.fit import FitConfig, fit, pin_determinism
 from avgate.models.heads import MLPHead
 from avgate.stages import StageError
 from avgate.stages.inputs import DESCRIPTION, WEIGHTS, examples, live_dir, model_dir
+from avgate.stages.profile import peak_rss_mib
 from dvclive import Live
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def encode(labels: np.ndarray, classes: list[str], split: str) -> torch.Tensor:
