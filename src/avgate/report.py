@@ -115,7 +115,7 @@ def render(
         "",
         f"Trainable parameters {cost.get('trainable_parameters')}, training "
         f"{cost.get('train_samples_per_s', {}).get('mean', 0):.0f} samples/s, peak RSS "
-        f"{cost.get('peak_rss_mib', {}).get('train')} MiB in training.",
+        f"{max(cost.get('peak_rss_mib', {'-': 0}).values())} MiB (largest stage).",
     ]
     if plots:
         parts += ["", f"Plots: `{plots}` (`dvc plots diff {rev}`)."]

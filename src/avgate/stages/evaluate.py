@@ -4,8 +4,6 @@ modality ablations (audio-visual models)."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import torch
@@ -27,7 +25,7 @@ from avgate.stages.inputs import (
     model_dir,
     predictions_dir,
 )
-from avgate.stages.profile import peak_rss_mib
+from avgate.stages.profile import recorded
 
 
 def load_head(seed: int) -> tuple[MLPHead, dict]:
@@ -107,9 +105,13 @@ def aggregated(params: Params, data: Examples, probs: np.ndarray, classes: list[
 
 def run(params: Params, seed: int) -> dict:
     """Predict val and test with one seed's head; write predictions/seed<seed>/."""
+    with recorded(f"evaluate/seed{seed}"):
+        return _evaluate(params, seed)
+
+
+def _evaluate(params: Params, seed: int) -> dict:
     metrics.check_primary(params.task.kind, params.evaluate.primary_metric)
     pin_determinism(seed, params.train.num_threads)
-    started = time.perf_counter()
     model, description = load_head(seed)
     classes = description["classes"]
     lookup = {c: i for i, c in enumerate(classes)}
@@ -141,7 +143,5 @@ def run(params: Params, seed: int) -> dict:
         if params.evaluate.aggregate_by:
             scores["test_aggregated"] = aggregated(params, test, probs, classes)
         scores["modality_ablation_test"] = ablations(params, model, test, classes)
-        scores["evaluate_seconds"] = round(time.perf_counter() - started, 3)
-        scores["peak_rss_mib"] = round(peak_rss_mib(), 1)
         write_json(tmp / "metrics.json", scores)
     return scores

@@ -142,24 +142,25 @@ def efficiency(params: Params, per_seed: dict[int, dict], primary_mean: float) -
     """metrics/efficiency.json: parameters, throughput, peak memory, wall time per stage."""
     seeds = sorted(per_seed)
     head = read_json(model_dir(seeds[0]) / DESCRIPTION)
-    logs = [read_json(live_dir(s) / "metrics.json") for s in seeds]
-    profiled = ["ingest", "split", *(f"embed/{name}" for name in params.embed.encoders), "audit"]
-    stage_seconds = {
-        stage.replace("/", "@"): read_json(profile_path(stage))["seconds"] for stage in profiled
-    }
+    profiled = [
+        "ingest",
+        "split",
+        *(f"embed/{name}" for name in params.embed.encoders),
+        "audit",
+        *(f"train/seed{s}" for s in seeds),
+        *(f"evaluate/seed{s}" for s in seeds),
+    ]
+    profiles = {stage: read_json(profile_path(stage)) for stage in profiled}
+    train = [profiles[f"train/seed{s}"] for s in seeds]
     return {
         "trainable_parameters": head["trainable_parameters"],
         "total_parameters": head["total_parameters"],
-        "train_samples_per_s": spread([log["train_samples_per_s"] for log in logs]),
-        "peak_rss_mib": {
-            "train": max(log["peak_rss_mib"] for log in logs),
-            "evaluate": max(per_seed[s]["peak_rss_mib"] for s in seeds),
-        },
+        "train_samples_per_s": spread([p["samples_per_s"] for p in train]),
+        "peak_rss_mib": {stage: p["peak_rss_mib"] for stage, p in profiles.items()},
         "gpu_peak_memory_mib": None,
         "wall_seconds": {
-            **stage_seconds,
-            **{f"train@{s}": log["train_seconds"] for s, log in zip(seeds, logs, strict=True)},
-            **{f"evaluate@{s}": per_seed[s]["evaluate_seconds"] for s in seeds},
+            stage.replace("/seed", "@").replace("/", "@"): p["seconds"]
+            for stage, p in profiles.items()
         },
         "primary_test_mean": primary_mean,
     }

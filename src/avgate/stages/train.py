@@ -19,7 +19,7 @@ from avgate.models.fit import FitConfig, fit, pin_determinism
 from avgate.models.heads import MLPHead
 from avgate.stages import StageError
 from avgate.stages.inputs import DESCRIPTION, WEIGHTS, examples, live_dir, model_dir
-from avgate.stages.profile import peak_rss_mib
+from avgate.stages.profile import recorded
 from dvclive import Live
 
 
@@ -52,16 +52,13 @@ def run(params: Params, seed: int) -> dict:
                 live.log_metric(name, value)
             live.next_step()
 
-        started = time.perf_counter()
-        result = fit(model, (x, y), (xv, yv), config, on_epoch=log)
-        seconds = time.perf_counter() - started
-        # timings live in the dvclive log, not in models/: the weights' folder stays reproducible
-        live.summary.update(
-            best_epoch=result.best_epoch,
-            train_seconds=round(seconds, 3),
-            train_samples_per_s=round(len(x) * result.epochs_run / seconds, 1),
-            peak_rss_mib=round(peak_rss_mib(), 1),
-        )
+        # timings go to data/profiles: models/ and the dvclive log stay reproducible
+        with recorded(f"train/seed{seed}") as profile:
+            started = time.perf_counter()
+            result = fit(model, (x, y), (xv, yv), config, on_epoch=log)
+            seconds = time.perf_counter() - started
+            profile["samples_per_s"] = round(len(x) * result.epochs_run / seconds, 1)
+        live.summary["best_epoch"] = result.best_epoch
     description = {
         "kind": params.task.kind,
         "classes": classes,
