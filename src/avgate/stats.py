@@ -1,0 +1,412 @@
+"""Paired tests, cluster bootstrap, McNemar, Holm correction and power for model gates.
+
+Inputs are plain arrays of `deltas` (candidate - baseline), paired by seed: delta i is the
+candidate's metric minus the baseline's metric trained and evaluated with seed i. Every result
+names its test, its sidedness (`alternative`) and its pairing, and the tests report the smallest
+p-value they could reach with this many seeds (`min_p_value`): an exact one-sided test on 3 seeds
+can never go below 0.125, whatever the effect.
+
+>>> deltas = np.array([0.012, 0.020, 0.008])
+>>> r = sign_flip(deltas)
+>>> r.test, r.alternative, r.p_value, r.min_p_value
+('exact sign-flip permutation', 'greater', 0.125, 0.125)
+>>> holm([0.01, 0.04, 0.03]).round(2)
+array([0.03, 0.06, 0.06])
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+ALTERNATIVES = ("greater", "less", "two-sided")
+SEED_PAIRING = "paired by seed (candidate - baseline)"
+PAIRED_T = "paired t-test"
+WILCOXON = "exact Wilcoxon signed-rank"
+SIGN_FLIP = "exact sign-flip permutation"
+EXACT_TESTS = (WILCOXON, SIGN_FLIP)
+MAX_SIGN_FLIP_N = 20
+BOOTSTRAP_CHUNK_CELLS = 200_000  # resamples x clusters per chunk: ~1.6 MB of counts stays in cache
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One paired test of `deltas` against zero, with its name, sidedness and pairing.
+
+    >>> TestResult("paired t-test", "greater", 3, 2.5, 0.06, 0.0).as_dict()["pairing"]
+    'paired by seed (candidate - baseline)'
+    """
+
+    __test__ = False  # not a pytest test class despite the name
+
+    test: str
+    alternative: str
+    n: int
+    statistic: float
+    p_value: float
+    min_p_value: float
+    pairing: str = SEED_PAIRING
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        """Plain dict of all fields, ready for JSON."""
+        return asdict(self)
+
+
+def _check_alternative(alternative: str) -> None:
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
+
+
+def _deltas(deltas, min_n: int = 2) -> np.ndarray:
+    d = np.asarray(deltas, dtype=np.float64)
+    if d.ndim != 1:
+        raise ValueError(f"deltas must be 1-D (one per seed), got shape {d.shape}")
+    if len(d) < min_n:
+        raise ValueError(f"need at least {min_n} deltas, got {len(d)}")
+    if not np.isfinite(d).all():
+        raise ValueError("deltas contain NaN or inf")
+    return d
+
+
+def min_p_value(test: str, n: int, alternative: str) -> float:
+    """The smallest p-value `test` can return with `n` paired seeds.
+
+    Exact tests on n seeds have 2**n equally likely sign patterns under the null, so one
+    extreme pattern gives 1/2**n one-sided and 2/2**n two-sided. The t-test is not bounded.
+
+    >>> min_p_value("exact Wilcoxon signed-rank", 3, "greater")
+    0.125
+    >>> min_p_value("exact sign-flip permutation", 3, "two-sided")
+    0.25
+    >>> min_p_value("paired t-test", 3, "greater")
+    0.0
+    """
+    _check_alternative(alternative)
+    if test == PAIRED_T:
+        return 0.0
+    if test not in EXACT_TESTS:
+        raise ValueError(f"unknown test {test!r}; known: {(PAIRED_T, *EXACT_TESTS)}")
+    if n < 1:
+        return 1.0
+    tails = 2 if alternative == "two-sided" else 1
+    return min(1.0, tails / 2.0**n)
+
+
+def paired_t(deltas, alternative: str = "greater") -> TestResult:
+    """Paired t-test of the per-seed deltas against zero (`scipy.stats.ttest_1samp`).
+
+    >>> r = paired_t([0.01, 0.02, 0.03])
+    >>> r.test, round(r.statistic, 3), round(r.p_value, 4)
+    ('paired t-test', 3.464, 0.0371)
+    """
+    _check_alternative(alternative)
+    d = _deltas(deltas)
+    res = sps.ttest_1samp(d, 0.0, alternative=alternative)
+    return TestResult(PAIRED_T, alternative, len(d), float(res.statistic), float(res.pvalue), 0.0)
+
+
+def wilcoxon_exact(deltas, alternative: str = "greater") -> TestResult:
+    """Exact Wilcoxon signed-rank test of the per-seed deltas (`scipy.stats.wilcoxon`).
+
+    Zero deltas are dropped (`zero_method="wilcox"`) and `n` counts the deltas kept; the note
+    says how many were dropped. The statistic is scipy's (r+ one-sided, min(r+, r-) two-sided).
+
+    >>> r = wilcoxon_exact([0.01, 0.02, 0.03, 0.0])
+    >>> r.n, r.p_value, r.note
+    (3, 0.125, '1 zero delta(s) dropped (zero_method="wilcox")')
+    """
+    _check_alternative(alternative)
+    d = _deltas(deltas, min_n=1)
+    kept = d[d != 0]
+    dropped = len(d) - len(kept)
+    note = f'{dropped} zero delta(s) dropped (zero_method="wilcox")' if dropped else ""
+    if len(kept) == 0:
+        raise ValueError("all deltas are zero: the Wilcoxon test has nothing to rank")
+    res = sps.wilcoxon(kept, alternative=alternative, method="exact", zero_method="wilcox")
+    return TestResult(
+        WILCOXON,
+        alternative,
+        len(kept),
+        float(res.statistic),
+        float(res.pvalue),
+        min_p_value(WILCOXON, len(kept), alternative),
+        note=note,
+    )
+
+
+def _sign_flip_sums(d: np.ndarray) -> np.ndarray:
+    """Sums of `d` under all 2**n sign patterns, built from two halves (no 2**n x n matrix)."""
+
+    def half(x: np.ndarray) -> np.ndarray:
+        signs = (np.arange(2 ** len(x))[:, None] >> np.arange(len(x))) & 1
+        return (1 - 2 * signs) @ x
+
+    k = len(d) // 2
+    return (half(d[:k])[:, None] + half(d[k:])[None, :]).ravel()
+
+
+def sign_flip(deltas, alternative: str = "greater") -> TestResult:
+    """Exact sign-flip permutation test of the mean delta: all 2**n sign patterns (n <= 20).
+
+    The p-value is the share of patterns whose mean is >= the observed mean ("greater"),
+    <= it ("less"), or whose |mean| is >= the observed |mean| ("two-sided"). The observed
+    pattern counts, so p >= 1/2**n. Ties within a relative 1e-12 count as reached.
+
+    >>> sign_flip([0.5, 1.0, 2.0]).p_value
+    0.125
+    >>> sign_flip([0.5, 1.0, 2.0], alternative="two-sided").p_value
+    0.25
+    """
+    _check_alternative(alternative)
+    d = _deltas(deltas, min_n=1)
+    if len(d) > MAX_SIGN_FLIP_N:
+        raise ValueError(f"sign_flip enumerates 2**n patterns; n={len(d)} > {MAX_SIGN_FLIP_N}")
+    sums = _sign_flip_sums(d)
+    observed = d.sum()
+    tol = 1e-12 * max(np.abs(d).sum(), np.finfo(float).tiny)
+    if alternative == "greater":
+        hits = sums >= observed - tol
+    elif alternative == "less":
+        hits = sums <= observed + tol
+    else:
+        hits = np.abs(sums) >= abs(observed) - tol
+    return TestResult(
+        SIGN_FLIP,
+        alternative,
+        len(d),
+        float(d.mean()),
+        float(hits.mean()),
+        min_p_value(SIGN_FLIP, len(d), alternative),
+        note="statistic: mean delta",
+    )
+
+
+def mcnemar_exact(correct_a, correct_b, mid_p: bool = False) -> dict:
+    """Exact two-sided McNemar test of two classifiers on the same samples of ONE seed.
+
+    b counts samples A got right and B wrong, c those A got wrong and B right; under the
+    null b ~ Binomial(b + c, 1/2) (`scipy.stats.binomtest`). The mid-p variant subtracts
+    P(X = min(b, c)) from the exact two-sided p. Seeds are never pooled: run it per seed.
+
+    >>> a = np.array([1, 1, 1, 1, 1, 1, 0, 1], dtype=bool)
+    >>> b = np.array([0, 0, 0, 0, 0, 1, 1, 1], dtype=bool)
+    >>> r = mcnemar_exact(a, b)
+    >>> r["b"], r["c"], r["p_value"]
+    (5, 1, 0.21875)
+    >>> round(mcnemar_exact(a, b, mid_p=True)["p_value"], 6)
+    0.125
+    """
+    a = np.asarray(correct_a)
+    b_ = np.asarray(correct_b)
+    if a.ndim != 1 or a.shape != b_.shape:
+        raise ValueError(
+            f"correct_a and correct_b must be 1-D and equal in shape (one seed, per sample); "
+            f"got {a.shape} and {b_.shape}"
+        )
+    a, b_ = a.astype(bool), b_.astype(bool)
+    b = int(np.sum(a & ~b_))
+    c = int(np.sum(~a & b_))
+    n = b + c
+    if n == 0:
+        p = 1.0
+    else:
+        p = float(sps.binomtest(b, n, 0.5, alternative="two-sided").pvalue)
+        if mid_p:
+            p = float(p - sps.binom.pmf(min(b, c), n, 0.5))
+    return {
+        "test": "exact McNemar" + (" (mid-p)" if mid_p else ""),
+        "alternative": "two-sided",
+        "pairing": "paired per sample, one seed",
+        "n": len(a),
+        "b": b,
+        "c": c,
+        "p_value": p,
+    }
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm step-down adjusted p-values, in the input order (monotone, capped at 1).
+
+    The i-th smallest p (from 0) is multiplied by (m - i), then a running maximum keeps the
+    adjusted values in the order of the raw ones.
+
+    >>> holm([0.01, 0.04, 0.03]).round(2)
+    array([0.03, 0.06, 0.06])
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1 or ((p < 0) | (p > 1)).any() or np.isnan(p).any():
+        raise ValueError("p_values must be a 1-D array of values in [0, 1]")
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted
+
+
+def _cluster_totals(deltas, clusters) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-cluster sums of deltas averaged over seeds, per-cluster sizes, and the seed count."""
+    d = np.asarray(deltas, dtype=np.float64)
+    d = d[None, :] if d.ndim == 1 else d
+    g = np.asarray(clusters)
+    if d.ndim != 2 or g.shape != (d.shape[1],):
+        raise ValueError(
+            f"deltas must be (n_samples,) or (n_seeds, n_samples) and clusters (n_samples,); "
+            f"got {np.shape(deltas)} and {g.shape}"
+        )
+    if not np.isfinite(d).all():
+        raise ValueError("deltas contain NaN or inf")
+    _, ids = np.unique(g, return_inverse=True)
+    sums = np.bincount(ids, weights=d.mean(axis=0))
+    sizes = np.bincount(ids).astype(np.float64)
+    if len(sizes) < 2:
+        raise ValueError("need at least 2 clusters to resample")
+    return sums, sizes, d.shape[0]
+
+
+def _resampled_means(
+    sums: np.ndarray, sizes: np.ndarray, n_resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Mean delta of `n_resamples` cluster resamples: counts matrix per chunk, one matmul."""
+    k = len(sums)
+    totals = np.column_stack([sums, sizes])
+    chunk = max(1, BOOTSTRAP_CHUNK_CELLS // k)
+    out = np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
+        draws = rng.integers(0, k, size=(rows, k))
+        draws += (np.arange(rows) * k)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=rows * k).reshape(rows, k)
+        s = counts.astype(np.float64) @ totals
+        out[start : start + rows] = s[:, 0] / s[:, 1]
+    return out
+
+
+def _bca_levels(
+    boot: np.ndarray, estimate: float, sums: np.ndarray, sizes: np.ndarray, alpha: float
+) -> np.ndarray:
+    """BCa quantile levels: bias from the bootstrap, acceleration from a cluster jackknife."""
+    z0 = sps.norm.ppf(np.mean(boot < estimate))
+    jack = (sums.sum() - sums) / (sizes.sum() - sizes)
+    dev = jack.mean() - jack
+    denom = 6.0 * np.sum(dev**2) ** 1.5
+    accel = np.sum(dev**3) / denom if denom > 0 else 0.0
+    z = sps.norm.ppf([alpha / 2, 1 - alpha / 2])
+    return sps.norm.cdf(z0 + (z0 + z) / (1 - accel * (z0 + z)))
+
+
+def cluster_bootstrap(
+    deltas: np.ndarray,
+    clusters: np.ndarray,
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    method: str = "percentile",
+) -> dict:
+    """Bootstrap interval of the mean per-sample delta, resampling whole clusters.
+
+    `deltas` (candidate - baseline per sample) is (n_samples,) or (n_seeds, n_samples);
+    `clusters` (n_samples,) names each sample's clip, video or group, so correlated samples
+    (the seconds of one video) are drawn together. One draw of clusters serves every seed, so
+    the statistic, the mean over seeds of each seed's sample-weighted mean delta, reduces to
+    (counts @ seed-averaged cluster sums) / (counts @ cluster sizes). Resamples run in chunks
+    of about 200k counts, with no Python loop per resample. `method` is "percentile" or "bca"
+    (bias-corrected and accelerated, acceleration from a leave-one-cluster-out jackknife; when
+    every resample gives the same mean, both methods return that mean as the interval).
+
+    >>> d = np.array([[0.1, 0.3, 0.2, 0.4], [0.2, 0.2, 0.3, 0.5]])
+    >>> r = cluster_bootstrap(d, np.array(["v1", "v1", "v2", "v2"]), n_resamples=2000)
+    >>> round(r["estimate"], 3), r["n_clusters"], r["low"] <= r["estimate"] <= r["high"]
+    (0.275, 2, True)
+    """
+    if method not in ("percentile", "bca"):
+        raise ValueError(f'method must be "percentile" or "bca", got {method!r}')
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be positive, got {n_resamples}")
+    sums, sizes, n_seeds = _cluster_totals(deltas, clusters)
+    estimate = float(sums.sum() / sizes.sum())
+    boot = _resampled_means(sums, sizes, n_resamples, np.random.default_rng(seed))
+    alpha = 1 - confidence
+    if method == "bca" and np.ptp(boot) > 0:
+        levels = _bca_levels(boot, estimate, sums, sizes, alpha)
+    else:
+        levels = np.array([alpha / 2, 1 - alpha / 2])
+    low, high = np.quantile(boot, levels)
+    return {
+        "estimate": estimate,
+        "low": float(low),
+        "high": float(high),
+        "confidence": confidence,
+        "method": method,
+        "n_resamples": n_resamples,
+        "n_clusters": len(sizes),
+        "resampled": (
+            f"clusters ({len(sizes)} clusters of {int(sizes.min())}-{int(sizes.max())} samples, "
+            f"with replacement; the same draw for all {n_seeds} seed(s))"
+        ),
+    }
+
+
+def t_test_power(n, effect: float, alpha: float = 0.05, alternative: str = "greater"):
+    """Power of the one-sample t-test with n seeds at standardised effect delta / sd.
+
+    Uses the noncentral t distribution (`scipy.stats.nct`); `n` may be an array.
+
+    >>> round(float(t_test_power(10, 1.0)), 3)
+    0.898
+    """
+    _check_alternative(alternative)
+    n = np.asarray(n, dtype=np.float64)
+    df = n - 1
+    nc = effect * np.sqrt(n)
+    if alternative == "greater":
+        return sps.nct.sf(sps.t.ppf(1 - alpha, df), df, nc)
+    if alternative == "less":
+        return sps.nct.cdf(sps.t.ppf(alpha, df), df, nc)
+    crit = sps.t.ppf(1 - alpha / 2, df)
+    return sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc)
+
+
+def seeds_needed(
+    paired_sd: float,
+    delta: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    alternative: str = "greater",
+) -> int:
+    """Smallest number of paired seeds (at least 2) whose t-test reaches `power` at `delta`.
+
+    `paired_sd` is the standard deviation of the per-seed deltas; `delta` the true mean delta
+    to detect (positive for "greater", negative for "less"). Doubling then bisection on n.
+
+    >>> seeds_needed(paired_sd=0.01, delta=0.01)
+    8
+    """
+    _check_alternative(alternative)
+    if not paired_sd > 0:
+        raise ValueError(f"paired_sd must be positive, got {paired_sd}")
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError("alpha and power must be in (0, 1)")
+    wrong_sign = {"greater": delta <= 0, "less": delta >= 0, "two-sided": delta == 0}
+    if wrong_sign[alternative]:
+        raise ValueError(f"delta={delta} cannot be detected by a {alternative!r} test")
+    effect = delta / paired_sd
+
+    def enough(n: int) -> bool:
+        return bool(t_test_power(n, effect, alpha, alternative) >= power)
+
+    hi = 2
+    while not enough(hi):
+        hi *= 2
+    lo = max(2, hi // 2)
+    if enough(lo):
+        return lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return hi
