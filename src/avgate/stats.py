@@ -123,8 +123,10 @@ def wilcoxon_exact(deltas, alternative: str = "greater") -> TestResult:
     kept = d[d != 0]
     dropped = len(d) - len(kept)
     note = f'{dropped} zero delta(s) dropped (zero_method="wilcox")' if dropped else ""
-    if len(kept) == 0:
-        raise ValueError("all deltas are zero: the Wilcoxon test has nothing to rank")
+    if len(kept) == 0:  # identical scores: no evidence of a difference, and nothing to rank
+        return TestResult(
+            WILCOXON, alternative, 0, 0.0, 1.0, 1.0, note="all deltas are zero: p = 1 by convention"
+        )
     res = sps.wilcoxon(kept, alternative=alternative, method="exact", zero_method="wilcox")
     return TestResult(
         WILCOXON,

@@ -1,0 +1,136 @@
+"""Stage verdicts: each criterion on hand-made numbers, pairing, direction, and the protocol's
+false-promotion rate and power in simulation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from avgate.gating.spec import GateStage
+from avgate.gating.verdict import judge, to_dict
+
+QUICK = GateStage(
+    "quick_test", "test", (0, 1, 2), "sign_flip", "greater", 0.2, 0.018, None, {"ece": 0.01}
+)
+FULL = GateStage("full_test", "test", tuple(range(10)), "paired_t", "greater", 0.05, 0.02)
+BASE3 = np.array([0.80, 0.82, 0.78])
+
+
+def outcome(verdict) -> dict[str, bool]:
+    return {c.name: c.passed for c in verdict.criteria}
+
+
+def test_all_criteria_pass():
+    v = judge(
+        QUICK, "maximize", BASE3, BASE3 + [0.02, 0.03, 0.025], diagnostics={"ece": (0.05, 0.055)}
+    )
+    assert v.passed
+    assert outcome(v) == {"min_delta": True, "p_value": True, "non_inferiority:ece": True}
+    assert v.statistics["test"]["test"] == "exact sign-flip permutation"
+    assert v.statistics["test"]["alternative"] == "greater"
+    assert "paired by seed" in v.statistics["test"]["pairing"]
+    assert v.statistics["mean_delta"] == pytest.approx(0.025)
+    assert v.statistics["deltas"] == pytest.approx([0.02, 0.03, 0.025])
+
+
+def test_min_delta_fails_alone():
+    v = judge(QUICK, "maximize", BASE3, BASE3 + 0.01, diagnostics={"ece": (0.05, 0.05)})
+    assert not v.passed
+    assert outcome(v) == {"min_delta": False, "p_value": True, "non_inferiority:ece": True}
+    crit = v.criteria[0]
+    assert crit.value == pytest.approx(0.01) and crit.threshold == 0.018
+    assert "<" in crit.detail
+
+
+def test_p_value_fails_alone():
+    v = judge(QUICK, "maximize", BASE3, BASE3 + [0.10, 0.10, -0.01], diagnostics={"ece": (0, 0)})
+    assert outcome(v) == {"min_delta": True, "p_value": False, "non_inferiority:ece": True}
+    assert v.criteria[1].value == 0.25 and v.criteria[1].threshold == 0.2
+
+
+def test_non_inferiority_fails_and_missing_diagnostic_fails():
+    scores = BASE3 + 0.03
+    worse = judge(QUICK, "maximize", BASE3, scores, diagnostics={"ece": (0.05, 0.07)})
+    assert outcome(worse)["non_inferiority:ece"] is False
+    assert worse.criteria[2].value == pytest.approx(0.02) and not worse.passed
+    missing = judge(QUICK, "maximize", BASE3, scores)
+    assert outcome(missing)["non_inferiority:ece"] is False
+    assert "missing" in missing.criteria[2].detail and missing.criteria[2].value is None
+
+
+def test_ci_low_criterion():
+    stage = GateStage("ci", "test", (0, 1), "paired_t", "greater", 0.2, 0.0, ci_low_min=0.0)
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.4, 0.6, size=(2, 40))
+    clusters = np.repeat(np.arange(10), 4)
+    better = judge(
+        stage, "maximize", [0.5, 0.5], [0.6, 0.62], (base, base + 0.1), clusters, n_resamples=500
+    )
+    assert outcome(better)["ci_low"] and better.statistics["bootstrap"]["low"] > 0
+    assert better.statistics["bootstrap"]["n_clusters"] == 10
+    noisy = base + rng.normal(0, 0.2, size=base.shape)
+    unsure = judge(stage, "maximize", [0.5, 0.5], [0.6, 0.62], (base, noisy), n_resamples=500)
+    assert outcome(unsure)["ci_low"] is False and not unsure.passed
+    absent = judge(stage, "maximize", [0.5, 0.5], [0.6, 0.62])
+    assert (
+        outcome(absent)["ci_low"] is False
+        and "per-sample scores missing" in absent.criteria[2].detail
+    )
+    with pytest.raises(ValueError, match="unpaired comparison"):
+        judge(stage, "maximize", [0.5, 0.5], [0.6, 0.62], (base, base[:1]))
+
+
+@pytest.mark.parametrize(
+    ("baseline", "candidate"),
+    [(BASE3, BASE3[:2] + 0.1), (BASE3[:2], BASE3[:2]), (np.zeros(4), np.zeros(4))],
+)
+def test_unpaired_scores_abort(baseline, candidate):
+    with pytest.raises(ValueError, match="unpaired comparison"):
+        judge(QUICK, "maximize", baseline, candidate)
+
+
+def test_minimize_direction_flips_the_delta():
+    error = np.array([0.30, 0.28, 0.32])
+    better = judge(QUICK, "minimize", error, error - 0.03, diagnostics={"ece": (0.1, 0.1)})
+    assert better.passed and better.statistics["mean_delta"] == pytest.approx(0.03)
+    assert better.statistics["delta"] == "baseline - candidate"
+    worse = judge(QUICK, "minimize", error, error + 0.03, diagnostics={"ece": (0.1, 0.1)})
+    assert outcome(worse)["min_delta"] is False and outcome(worse)["p_value"] is False
+
+
+def test_to_dict_is_json_ready():
+    v = judge(QUICK, "maximize", BASE3, BASE3 + 0.03, diagnostics={"ece": (0.05, 0.05)})
+    d = to_dict(v)
+    assert json.loads(json.dumps(d)) == d
+    assert d["stage"] == "quick_test" and d["passed"] is True
+    assert [c["name"] for c in d["criteria"]] == ["min_delta", "p_value", "non_inferiority:ece"]
+
+
+def promoted(rng: np.random.Generator, true_delta: float) -> bool:
+    """One candidate through both stages; seeds 0-2 of the full test are those of the quick one.
+
+    Per seed, the baseline is 0.80 + a seed effect (sd 0.02) shared by the candidate, which adds
+    the true delta and its own noise (sd 0.015): the comparison is paired by seed.
+    """
+    baseline = 0.80 + rng.normal(0, 0.02, size=10)
+    candidate = baseline + true_delta + rng.normal(0, 0.015, size=10)
+    ece = {"ece": (0.05, 0.05 + rng.normal(0, 0.002))}
+    quick = judge(QUICK, "maximize", baseline[:3], candidate[:3], diagnostics=ece)
+    return quick.passed and judge(FULL, "maximize", baseline, candidate).passed
+
+
+@pytest.mark.parametrize(("true_delta", "low", "high"), [(0.0, 0.0, 0.05), (0.05, 0.80, 1.0)])
+def test_protocol_promotion_rates(true_delta, low, high):
+    rng = np.random.default_rng(20240501)
+    rate = np.mean([promoted(rng, true_delta) for _ in range(200)])
+    assert low <= rate <= high, f"promotion rate {rate} at true delta {true_delta}"
+
+
+def test_a_candidate_identical_to_the_baseline_fails_without_crashing():
+    stage = GateStage("t", "test", (0, 1, 2, 3, 4), "wilcoxon", "greater", 0.1, 0.0)
+    scores = np.array([0.8, 0.81, 0.79, 0.8, 0.82])
+    verdict = judge(stage, "maximize", scores, scores.copy())
+    assert not verdict.passed
+    assert verdict.statistics["test"]["p_value"] == 1.0
