@@ -30,6 +30,17 @@ SMALL = {
 }
 
 
+def run_until_train(params: Params) -> None:
+    """Run ingest, split, every embed and the audit in-process, as `dvc repro` would."""
+    from avgate.stages import audit_embeddings, embed, ingest, split
+
+    ingest.run(params)
+    split.run(params)
+    for name in params.embed.encoders:
+        embed.run(params, name)
+    audit_embeddings.run(params)
+
+
 def merge(base: dict, overrides: dict) -> dict:
     """`base` with `overrides` applied key by key, recursing into sections."""
     out = dict(base)

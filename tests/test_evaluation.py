@@ -13,26 +13,14 @@ from safetensors.torch import load_file, save_file
 
 from avgate import report
 from avgate.stages import (
-    audit_embeddings,
     demo_data,
-    embed,
     evaluate,
-    ingest,
-    split,
     summarize,
     train,
 )
 from avgate.stages import report as report_stage
 from avgate.stages.inputs import WEIGHTS, model_dir
-from tests.conftest import write_params
-
-
-def prepare(params) -> None:
-    ingest.run(params)
-    split.run(params)
-    for name in params.embed.encoders:
-        embed.run(params, name)
-    audit_embeddings.run(params)
+from tests.conftest import run_until_train, write_params
 
 
 def test_temperature_scaling_lowers_the_ece_of_an_overconfident_head(tmp_path, monkeypatch):
@@ -42,7 +30,7 @@ def test_temperature_scaling_lowers_the_ece_of_an_overconfident_head(tmp_path, m
     demo = {"n_clips": 96, "n_groups": 12, "snr_db": [-14.0, 2.0], "shape_opacity": [0.05, 0.6]}
     params = write_params(tmp_path, {"demo": demo, "train": {"seeds": [0]}})
     demo_data.run(params)
-    prepare(params)
+    run_until_train(params)
     train.run(params, seed=0)
     weights = load_file(model_dir(0) / WEIGHTS)
     for name in ("net.3.weight", "net.3.bias"):  # the output layer: logits x 6, overconfident
@@ -60,7 +48,7 @@ def test_ablating_the_informative_modality_drops_the_score(tmp_path, monkeypatch
         tmp_path, {"demo": {"shape_opacity": [0.0, 0.0]}, "train": {"seeds": [0]}}
     )  # the picture never shows the event: only the sound is informative
     demo_data.run(params)
-    prepare(params)
+    run_until_train(params)
     train.run(params, seed=0)
     ablation = evaluate.run(params, seed=0)["modality_ablation_test"]
     assert ablation["full"] > 0.8
@@ -71,7 +59,7 @@ def test_ablating_the_informative_modality_drops_the_score(tmp_path, monkeypatch
 
 def test_summary_writes_diagnostics_efficiency_run_card_and_plots(project):
     params = write_params(project, {})
-    prepare(params)
+    run_until_train(params)
     for seed in params.train.seeds:
         train.run(params, seed)
         evaluate.run(params, seed)
@@ -96,7 +84,7 @@ def test_summary_writes_diagnostics_efficiency_run_card_and_plots(project):
 
 def test_report_tables_compare_with_the_revision(project):
     params = write_params(project, {"train": {"seeds": [0, 1]}})
-    prepare(params)
+    run_until_train(params)
     for seed in params.train.seeds:
         train.run(params, seed)
         evaluate.run(params, seed)

@@ -9,10 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avgate.config import Params
 from avgate.stages import (
     StageError,
-    audit_embeddings,
     embed,
     evaluate,
     ingest,
@@ -20,15 +18,7 @@ from avgate.stages import (
     summarize,
     train,
 )
-from tests.conftest import write_params
-
-
-def run_until_embed(params: Params) -> None:
-    ingest.run(params)
-    split.run(params)
-    for name in params.embed.encoders:
-        embed.run(params, name)
-    audit_embeddings.run(params)
+from tests.conftest import run_until_train, write_params
 
 
 def corrupt(root, clip_id: str, how: str) -> None:
@@ -94,7 +84,7 @@ def test_split_has_zero_group_overlap_and_writes_its_proof(project):
 
 def test_embeddings_are_aligned_per_second_and_reproducible(project):
     params = write_params(project, {})
-    run_until_embed(params)
+    run_until_train(params)
     logmel = np.load(project / "data/embeddings/logmel/train.npy")
     index = pd.read_parquet(project / "data/embeddings/logmel/train.index.parquet")
     frames_index = pd.read_parquet(project / "data/embeddings/frames/train.index.parquet")
@@ -118,7 +108,7 @@ def test_same_seed_gives_bit_identical_predictions(project, kind):
     params = write_params(
         project, {"task": {"kind": kind}, "evaluate": {"primary_metric": primary}}
     )
-    run_until_embed(params)
+    run_until_train(params)
     outputs = []
     for _ in range(2):
         shutil.rmtree(project / "models", ignore_errors=True)
@@ -141,7 +131,7 @@ def test_same_seed_gives_bit_identical_predictions(project, kind):
 
 def test_summary_aggregates_seeds_and_beats_the_majority_baseline(project):
     params = write_params(project, {})
-    run_until_embed(params)
+    run_until_train(params)
     for seed in params.train.seeds:
         train.run(params, seed)
         evaluate.run(params, seed)
