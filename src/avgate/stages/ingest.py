@@ -8,7 +8,6 @@ report. Nothing under data/raw is ever written.
 
 from __future__ import annotations
 
-import hashlib
 from functools import partial
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pandas as pd
 from avgate import media, preflight
 from avgate.config import Params
 from avgate.datasets import load_records
-from avgate.files import write_csv, write_json, write_parquet
+from avgate.files import sha256_of, write_csv, write_json, write_parquet
 from avgate.parallel import ordered_map
 from avgate.stages import StageError
 from avgate.stages.profile import recorded
@@ -30,15 +29,6 @@ MANIFEST_COLUMNS = [
     "status",
 ]  # fmt: skip
 OPTIONAL_COLUMNS = ["fold", "split", "start_s", "end_s"]
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while block := stream.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def probe_record(path: str, tolerance_s: float) -> dict:

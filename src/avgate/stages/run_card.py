@@ -7,7 +7,6 @@ the hardware. Written by `summarize` to reports/run_card.json.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -18,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from avgate.config import PARAMS_FILE, Params
+from avgate.files import sha256_of
 from avgate.stages.inputs import embedding_dir
 
 PACKAGES = ("avgate", "torch", "torchaudio", "dvc", "dvclive", "numpy", "pandas", "scipy",
@@ -26,9 +26,7 @@ PACKAGES = ("avgate", "torch", "torchaudio", "dvc", "dvclive", "numpy", "pandas"
 
 def file_sha256(path: Path) -> str | None:
     """SHA-256 of a file's bytes, None when it does not exist."""
-    if not path.is_file():
-        return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_of(path) if path.is_file() else None
 
 
 def git_revision() -> dict:

@@ -106,10 +106,9 @@ def held_out_tables(params: Params) -> list[pd.DataFrame]:
     return tables
 
 
-def diagnostics_report(params: Params, per_seed: dict[int, dict]) -> dict:
+def diagnostics_report(per_seed: dict[int, dict], tables: list[pd.DataFrame]) -> dict:
     """metrics/diagnostics.json: per class, per group, always-wrong rows, clustering, ablations."""
     seeds = sorted(per_seed)
-    tables = held_out_tables(params)
     keys = ["clip_id", "t"] if "t" in tables[0] else ["clip_id"]
     wrong = diagnostics.wrong_in_every_seed(tables, keys)
     group = [diagnostics.group_scores(t, lambda a, b: float((a == b).mean())) for t in tables]
@@ -230,12 +229,13 @@ def run(params: Params) -> dict:
     per_seed = {s: read_json(predictions_dir(s) / "metrics.json") for s in seeds}
     summary = aggregate(per_seed, primary)
     write_json(EVAL_METRICS, summary)
-    write_json(DIAGNOSTICS, diagnostics_report(params, per_seed))
+    tables = held_out_tables(params)
+    write_json(DIAGNOSTICS, diagnostics_report(per_seed, tables))
     cost = efficiency(params, per_seed, summary["test"][primary]["mean"])
     write_json(EFFICIENCY, cost)
     write_json(RUN_CARD, run_card.build(params))
     write_csv(seed_scores(per_seed, primary), PLOTS / "seed_scores.csv")
-    write_csv(confusion_rows(held_out_tables(params), seeds), PLOTS / "confusion.csv")
+    write_csv(confusion_rows(tables, seeds), PLOTS / "confusion.csv")
     write_csv(training_curves(seeds), PLOTS / "train_curves.csv")
     for which, name in (
         ("reliability_before", "uncalibrated"),
