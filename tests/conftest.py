@@ -41,6 +41,15 @@ def run_until_train(params: Params) -> None:
     audit_embeddings.run(params)
 
 
+def train_every_seed(params: Params) -> None:
+    """Train and evaluate every seed in `train.seeds`, in-process."""
+    from avgate.stages import evaluate, train
+
+    for seed in params.train.seeds:
+        train.run(params, seed)
+        evaluate.run(params, seed)
+
+
 def merge(base: dict, overrides: dict) -> dict:
     """`base` with `overrides` applied key by key, recursing into sections."""
     out = dict(base)

@@ -20,7 +20,7 @@ from avgate.stages import (
 )
 from avgate.stages import report as report_stage
 from avgate.stages.inputs import WEIGHTS, model_dir
-from tests.conftest import run_until_train, write_params
+from tests.conftest import run_until_train, train_every_seed, write_params
 
 
 def test_temperature_scaling_lowers_the_ece_of_an_overconfident_head(tmp_path, monkeypatch):
@@ -60,9 +60,7 @@ def test_ablating_the_informative_modality_drops_the_score(tmp_path, monkeypatch
 def test_summary_writes_diagnostics_efficiency_run_card_and_plots(project):
     params = write_params(project, {})
     run_until_train(params)
-    for seed in params.train.seeds:
-        train.run(params, seed)
-        evaluate.run(params, seed)
+    train_every_seed(params)
     summary = summarize.run(params)
     assert summary["calibration_test"]["ece"]["before"]["mean"] >= 0
     found = json.loads((project / "metrics/diagnostics.json").read_text())
@@ -85,9 +83,7 @@ def test_summary_writes_diagnostics_efficiency_run_card_and_plots(project):
 def test_report_tables_compare_with_the_revision(project):
     params = write_params(project, {"train": {"seeds": [0, 1]}})
     run_until_train(params)
-    for seed in params.train.seeds:
-        train.run(params, seed)
-        evaluate.run(params, seed)
+    train_every_seed(params)
     summarize.run(params)
     subprocess.run(["git", "init", "-q"], check=True)
     subprocess.run(["git", "add", "metrics"], check=True)
@@ -95,9 +91,7 @@ def test_report_tables_compare_with_the_revision(project):
                    check=True)  # fmt: skip
     shutil.rmtree("models")
     changed = write_params(project, {"train": {"seeds": [0, 1], "hidden": 8}})
-    for seed in changed.train.seeds:
-        train.run(changed, seed)
-        evaluate.run(changed, seed)
+    train_every_seed(changed)
     summarize.run(changed)
     text = report_stage.run("HEAD").read_text()
     current = json.loads((project / "metrics/eval.json").read_text())

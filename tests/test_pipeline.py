@@ -18,7 +18,7 @@ from avgate.stages import (
     summarize,
     train,
 )
-from tests.conftest import run_until_train, write_params
+from tests.conftest import run_until_train, train_every_seed, write_params
 
 
 def corrupt(root, clip_id: str, how: str) -> None:
@@ -132,9 +132,7 @@ def test_same_seed_gives_bit_identical_predictions(project, kind):
 def test_summary_aggregates_seeds_and_beats_the_majority_baseline(project):
     params = write_params(project, {})
     run_until_train(params)
-    for seed in params.train.seeds:
-        train.run(params, seed)
-        evaluate.run(params, seed)
+    train_every_seed(params)
     summary = summarize.run(params)
     per_seed = [
         json.loads((project / f"predictions/seed{s}/metrics.json").read_text())["test"]
