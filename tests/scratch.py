@@ -14,7 +14,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config",
-                 ".dvc/.gitignore", ".dvc/plots", "data/raw/.gitignore", "src"]  # fmt: skip
+                 ".dvc/.gitignore", ".dvc/plots", "data/raw/.gitignore", "src",
+                 "gates.yaml"]  # fmt: skip
 
 
 def sh(cwd: Path, *args: str) -> str:

@@ -115,6 +115,12 @@ def drop_key(d: dict, path: tuple) -> dict:
         (set_key(data(), ("stages",), []), "stages: must be a non-empty list"),
         (set_key(data(), ("stages", 0, "split"), "train"), "split: must be one of"),
         (set_key(data(), ("stages", 0, "non_inferiority"), {"ece": -1}), "margin must be >= 0"),
+        (
+            set_key(data(), ("stages", 0, "non_inferiority"), {"calibration": 0.1}),
+            "non_inferiority.calibration: must be one of ece,",
+        ),
+        (set_key(data(), ("selection", "rule"), "best_p"), "selection.rule: must be one of"),
+        (set_key(data(), ("selection", "tie_break"), "coin"), "tie_break: must be one of"),
         (set_key(data(), ("stages", 1, "seeds"), [0]), "paired t-test needs at least 2 seeds"),
         (set_key(data(), ("stages", 0, "seeds"), list(range(21))), "at most 20 seeds"),
     ],

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from avgate.gating.diagnostics import Worsening
 from avgate.gating.spec import GateStage
 from avgate.gating.verdict import judge, to_dict
 
@@ -18,13 +19,17 @@ FULL = GateStage("full_test", "test", tuple(range(10)), "paired_t", "greater", 0
 BASE3 = np.array([0.80, 0.82, 0.78])
 
 
+def ece(baseline: float, candidate: float) -> dict[str, Worsening]:
+    return {"ece": Worsening(baseline, candidate, candidate - baseline, "ece")}
+
+
 def outcome(verdict) -> dict[str, bool]:
     return {c.name: c.passed for c in verdict.criteria}
 
 
 def test_all_criteria_pass():
     v = judge(
-        QUICK, "maximize", BASE3, BASE3 + [0.02, 0.03, 0.025], diagnostics={"ece": (0.05, 0.055)}
+        QUICK, "maximize", BASE3, BASE3 + [0.02, 0.03, 0.025], diagnostics=ece(0.05, 0.055)
     )
     assert v.passed
     assert outcome(v) == {"min_delta": True, "p_value": True, "non_inferiority:ece": True}
@@ -36,7 +41,7 @@ def test_all_criteria_pass():
 
 
 def test_min_delta_fails_alone():
-    v = judge(QUICK, "maximize", BASE3, BASE3 + 0.01, diagnostics={"ece": (0.05, 0.05)})
+    v = judge(QUICK, "maximize", BASE3, BASE3 + 0.01, diagnostics=ece(0.05, 0.05))
     assert not v.passed
     assert outcome(v) == {"min_delta": False, "p_value": True, "non_inferiority:ece": True}
     crit = v.criteria[0]
@@ -45,14 +50,14 @@ def test_min_delta_fails_alone():
 
 
 def test_p_value_fails_alone():
-    v = judge(QUICK, "maximize", BASE3, BASE3 + [0.10, 0.10, -0.01], diagnostics={"ece": (0, 0)})
+    v = judge(QUICK, "maximize", BASE3, BASE3 + [0.10, 0.10, -0.01], diagnostics=ece(0, 0))
     assert outcome(v) == {"min_delta": True, "p_value": False, "non_inferiority:ece": True}
     assert v.criteria[1].value == 0.25 and v.criteria[1].threshold == 0.2
 
 
 def test_non_inferiority_fails_and_missing_diagnostic_fails():
     scores = BASE3 + 0.03
-    worse = judge(QUICK, "maximize", BASE3, scores, diagnostics={"ece": (0.05, 0.07)})
+    worse = judge(QUICK, "maximize", BASE3, scores, diagnostics=ece(0.05, 0.07))
     assert outcome(worse)["non_inferiority:ece"] is False
     assert worse.criteria[2].value == pytest.approx(0.02) and not worse.passed
     missing = judge(QUICK, "maximize", BASE3, scores)
@@ -93,15 +98,15 @@ def test_unpaired_scores_abort(baseline, candidate):
 
 def test_minimize_direction_flips_the_delta():
     error = np.array([0.30, 0.28, 0.32])
-    better = judge(QUICK, "minimize", error, error - 0.03, diagnostics={"ece": (0.1, 0.1)})
+    better = judge(QUICK, "minimize", error, error - 0.03, diagnostics=ece(0.1, 0.1))
     assert better.passed and better.statistics["mean_delta"] == pytest.approx(0.03)
     assert better.statistics["delta"] == "baseline - candidate"
-    worse = judge(QUICK, "minimize", error, error + 0.03, diagnostics={"ece": (0.1, 0.1)})
+    worse = judge(QUICK, "minimize", error, error + 0.03, diagnostics=ece(0.1, 0.1))
     assert outcome(worse)["min_delta"] is False and outcome(worse)["p_value"] is False
 
 
 def test_to_dict_is_json_ready():
-    v = judge(QUICK, "maximize", BASE3, BASE3 + 0.03, diagnostics={"ece": (0.05, 0.05)})
+    v = judge(QUICK, "maximize", BASE3, BASE3 + 0.03, diagnostics=ece(0.05, 0.05))
     d = to_dict(v)
     assert json.loads(json.dumps(d)) == d
     assert d["stage"] == "quick_test" and d["passed"] is True
@@ -116,8 +121,8 @@ def promoted(rng: np.random.Generator, true_delta: float) -> bool:
     """
     baseline = 0.80 + rng.normal(0, 0.02, size=10)
     candidate = baseline + true_delta + rng.normal(0, 0.015, size=10)
-    ece = {"ece": (0.05, 0.05 + rng.normal(0, 0.002))}
-    quick = judge(QUICK, "maximize", baseline[:3], candidate[:3], diagnostics=ece)
+    calibration = ece(0.05, 0.05 + rng.normal(0, 0.002))
+    quick = judge(QUICK, "maximize", baseline[:3], candidate[:3], diagnostics=calibration)
     return quick.passed and judge(FULL, "maximize", baseline, candidate).passed
 
 

@@ -13,10 +13,26 @@ from pathlib import Path
 
 from avgate.config import ConfigError, Params
 from avgate.datasets.checks import DatasetError
+from avgate.gating.ledger import LedgerError
+from avgate.gating.pairing import UnpairedError
+from avgate.gating.promote import PromotionError
+from avgate.gating.revisions import RevisionError
+from avgate.gating.spec import SpecError
 from avgate.media import MediaError
 from avgate.stages import StageError
 
-USER_ERRORS = (ConfigError, DatasetError, MediaError, StageError, FileNotFoundError)
+USER_ERRORS = (
+    ConfigError,
+    DatasetError,
+    MediaError,
+    StageError,
+    FileNotFoundError,
+    SpecError,
+    LedgerError,
+    UnpairedError,
+    RevisionError,
+    PromotionError,
+)
 
 
 def _demo_data(args: argparse.Namespace, params: Params) -> None:
@@ -105,6 +121,39 @@ def _report(args: argparse.Namespace, params: Params) -> None:
     print(f"report: {path} (workspace against {args.rev})")
 
 
+def _gate(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import gate
+
+    result = gate.run(params)
+    if result["decision"] == "no_baseline":
+        print(f"gate selection: no baseline: {result['reason']}")
+    elif result["stage"] == gate.SELECTION:
+        print(
+            f"gate selection: mean {result['split']} delta {result['mean_delta']:+.4f} against "
+            f"{result['baseline']['revision']} over seeds {result['seeds']}"
+        )
+    else:
+        failed = ", ".join(result["failed"]) or "none"
+        print(
+            f"gate {result['stage']}: {result['decision'].upper()} (mean delta "
+            f"{result['mean_delta']:+.4f}, p = {result['p_value']:.4g}; failed criteria: "
+            f"{failed}); see {gate.GATE_REPORT}"
+        )
+
+
+def _ledger_verify(args: argparse.Namespace, params: Params) -> None:
+    from avgate.gating import ledger
+
+    entries = ledger.verify(args.path)
+    print(f"ledger {args.path}: {len(entries)} entries, hash chain intact")
+
+
+def _promote(args: argparse.Namespace, params: Params) -> None:
+    from avgate.gating.promote import Promotion
+
+    Promotion(args.line, args.set_param or [], jobs=args.jobs, tag=args.tag).run()
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="avgate", description=__doc__.splitlines()[0])
     root.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
@@ -130,6 +179,18 @@ def parser() -> argparse.ArgumentParser:
         "--seed", type=int, required=True
     )
     add("summarize", _summarize, "aggregate seeds into metrics/eval.json and plots/")
+    add("gate", _gate, "the workspace against the pinned baseline at one stage of gates.yaml")
+    ledger = add("ledger", _ledger_verify, "check the test-split ledger's hash chain")
+    ledger.add_argument("action", choices=["verify"], help="verify: detect any edit")
+    ledger.add_argument("--path", default="gates/ledger.jsonl", help="default: %(default)s")
+    promote = add("promote", _promote, "run the gates.yaml protocol over DVC experiments")
+    promote.add_argument("--line", required=True, help="candidate line named in the ledger")
+    promote.add_argument(
+        "-S", "--set-param", action="append", metavar="KEY=VALUES",
+        help="a candidate override as in `dvc exp run -S`; a,b sweeps (repeatable)",
+    )  # fmt: skip
+    promote.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (default 1)")
+    promote.add_argument("--tag", default="", help="tag of the promoted model (model/<line>)")
     add("report", _report, "Markdown report of the workspace against a git revision").add_argument(
         "--rev", default="HEAD", help="revision to compare with (default: %(default)s)"
     )

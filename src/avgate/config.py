@@ -141,6 +141,13 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class GateParams:
+    stage: str = "selection"  # a stage name of gates.yaml, or selection (validation, no ledger)
+    candidate: str = ""  # the candidate line a test-split look is recorded under in the ledger
+    n_resamples: int = 10000  # cluster-bootstrap resamples for a stage's ci_low_min
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams = field(default_factory=DataParams)
     task: TaskParams = field(default_factory=TaskParams)
@@ -151,6 +158,7 @@ class Params:
     embed: EmbedParams = field(default_factory=EmbedParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    gate: GateParams = field(default_factory=GateParams)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Params:
@@ -230,6 +238,8 @@ def _check(params: Params) -> None:
         _fail("train.seeds", "must not repeat a seed", params.train.seeds)
     if not params.embed.encoders:
         _fail("embed.encoders", "must list at least one encoder", params.embed.encoders)
+    if params.gate.n_resamples < 1:
+        _fail("gate.n_resamples", "must be a positive whole number", params.gate.n_resamples)
 
 
 def _fail(key: str, rule: str, value: Any) -> typing.NoReturn:

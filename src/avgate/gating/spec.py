@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from avgate import stats
+from avgate.gating.diagnostics import DIAGNOSTICS
 
 STATISTICS = {"paired_t": stats.PAIRED_T, "wilcoxon": stats.WILCOXON, "sign_flip": stats.SIGN_FLIP}
 DIRECTIONS = ("maximize", "minimize")
@@ -46,6 +47,8 @@ SPLITS = ("val", "test")
 TOP_REQUIRED = ("primary_metric", "direction", "baseline", "max_attempts", "selection", "stages")
 SELECTION_REQUIRED = ("split", "seeds", "rule")
 SELECTION_OPTIONAL = ("tie_break",)
+RULES = ("max_mean_delta",)  # the candidate whose mean per-seed delta on selection.split is largest
+TIE_BREAKS = ("lower_ece", "fewer_parameters")  # ECE on selection.split; trainable parameters
 STAGE_REQUIRED = (
     "name",
     "split",
@@ -161,11 +164,16 @@ def spec_hash(spec: GateSpec) -> str:
 def _parse_selection(data: Any, source: str) -> dict:
     _check_mapping(data, "selection", source)
     _check_keys(data, SELECTION_REQUIRED, SELECTION_OPTIONAL, "selection.", source)
-    return {
-        **{key: _text(data[key], f"selection.{key}", source) for key in data if key != "seeds"},
+    selection = {
         "split": _choice(data["split"], SPLITS, "selection.split", source),
         "seeds": list(_seeds(data["seeds"], "selection.seeds", source)),
+        "rule": _choice(data["rule"], RULES, "selection.rule", source),
     }
+    if "tie_break" in data:
+        selection["tie_break"] = _choice(
+            data["tie_break"], TIE_BREAKS, "selection.tie_break", source
+        )
+    return selection
 
 
 def _parse_stages(data: Any, source: str) -> tuple[GateStage, ...]:
@@ -235,6 +243,7 @@ def _margins(data: Any, where: str, source: str) -> dict[str, float]:
     margins = {}
     for key, value in data.items():
         name = f"{where}.non_inferiority.{key}"
+        _choice(key, tuple(DIAGNOSTICS), name, source)
         margins[_text(key, name, source)] = _number(value, name, source)
         if margins[key] < 0:
             _fail(source, name, f"a margin must be >= 0, got {value}")

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from avgate import stats
+from avgate.gating.diagnostics import Worsening
 from avgate.gating.spec import GateStage
 
 TESTS = {"paired_t": stats.paired_t, "wilcoxon": stats.wilcoxon_exact, "sign_flip": stats.sign_flip}
@@ -65,7 +66,7 @@ def judge(
     candidate_scores: np.ndarray,
     per_sample: tuple[np.ndarray, np.ndarray] | None = None,
     clusters: np.ndarray | None = None,
-    diagnostics: dict[str, tuple[float, float]] | None = None,
+    diagnostics: dict[str, Worsening | None] | None = None,
     n_resamples: int = 10000,
     seed: int = 0,
 ) -> StageVerdict:
@@ -73,15 +74,16 @@ def judge(
 
     `per_sample` is (baseline, candidate), each (n_seeds, n_samples) of per-sample scores, used
     only when the stage sets `ci_low_min`; `clusters` (n_samples,) groups correlated samples
-    (each sample is its own cluster when omitted). `diagnostics` maps a name to (baseline,
-    candidate) for lower-is-better diagnostics such as ECE. Scores of the wrong length mean the
-    comparison is not paired by the stage's seeds, and raise ValueError.
+    (each sample is its own cluster when omitted). `diagnostics` maps a name to the
+    `Worsening` of a diagnostic such as ECE (`gating.diagnostics`). Scores of the wrong length
+    mean the comparison is not paired by the stage's seeds, and raise ValueError.
 
     >>> from avgate.gating.spec import GateStage
     >>> stage = GateStage("t", "test", (0, 1, 2), "paired_t", "greater", 0.05, 0.0,
     ...                   non_inferiority={"ece": 0.01})
+    >>> ece = Worsening(0.05, 0.08, 0.03, "ece: candidate 0.08 - baseline 0.05")
     >>> v = judge(stage, "minimize", np.array([0.3, 0.3, 0.3]), np.array([0.2, 0.21, 0.19]),
-    ...           diagnostics={"ece": (0.05, 0.08)})
+    ...           diagnostics={"ece": ece})
     >>> [(c.name, c.passed) for c in v.criteria]
     [('min_delta', True), ('p_value', True), ('non_inferiority:ece', False)]
     """
@@ -200,17 +202,12 @@ def _ci_low(
     return criterion, interval
 
 
-def _non_inferior(name: str, margin: float, values: tuple[float, float] | None) -> Criterion:
-    """Lower-is-better diagnostic: the candidate may be worse by at most `margin`."""
+def _non_inferior(name: str, margin: float, comparison: Worsening | None) -> Criterion:
+    """The candidate may be worse than the baseline on diagnostic `name` by at most `margin`."""
     key = f"non_inferiority:{name}"
-    if values is None:
+    if comparison is None:
         return Criterion(key, False, None, margin, f"diagnostic {name!r} missing")
-    baseline, candidate = (float(v) for v in values)
-    worse = candidate - baseline
-    passed = bool(worse <= margin)
+    passed = bool(comparison.worse <= margin)
     sign = "<=" if passed else ">"
-    detail = (
-        f"{name}: candidate {candidate:.4g} - baseline {baseline:.4g} = {worse:.4g} "
-        f"{sign} margin {margin:.4g}"
-    )
-    return Criterion(key, passed, worse, margin, detail)
+    detail = f"{comparison.detail}: worse by {comparison.worse:.4g} {sign} margin {margin:.4g}"
+    return Criterion(key, passed, comparison.worse, margin, detail)

@@ -127,7 +127,9 @@ def _evaluate(params: Params, seed: int) -> dict:
             table = predictions_table(data[split].index, data[split].labels, logits[split], classes)
             write_parquet(table, tmp / f"{split}.parquet")
             labels = data[split].labels
-            scores[split] = metrics.score(kind, labels, calibration.softmax(logits[split]), classes)
+            probs = calibration.softmax(logits[split])
+            scores[split] = metrics.score(kind, labels, probs, classes)
+            scores[split]["ece"] = calibration.ece(probs, np.array([lookup[x] for x in labels]))
             baseline = one_hot(len(labels), lookup[majority], len(classes))
             scores[f"majority_baseline_{split}"] = metrics.score(kind, labels, baseline, classes)
         test = data["test"]

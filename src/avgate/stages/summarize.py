@@ -15,7 +15,8 @@ import pandas as pd
 from avgate import diagnostics
 from avgate.config import Params
 from avgate.files import read_json, write_csv, write_json
-from avgate.stages import run_card
+from avgate.gating.pairing import ids_sha256
+from avgate.stages import StageError, run_card
 from avgate.stages.inputs import (
     DESCRIPTION,
     EVAL_SPLITS,
@@ -222,16 +223,35 @@ def training_curves(seeds: list[int]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def split_ids(seeds: list[int]) -> dict[str, str]:
+    """The ordered sample-id hash of each evaluated split; every seed must share it."""
+    hashes = {}
+    for split in EVAL_SPLITS:
+        found = {
+            seed: ids_sha256(pd.read_parquet(predictions_dir(seed) / f"{split}.parquet"))
+            for seed in seeds
+        }
+        if len(set(found.values())) != 1:
+            raise StageError(
+                f"predictions/seed*/{split}.parquet: seeds {seeds} hold different samples "
+                f"({found}); they come from different runs: re-run evaluate for every seed"
+            )
+        hashes[split] = found[seeds[0]]
+    return hashes
+
+
 def run(params: Params) -> dict:
     """Write the metrics, diagnostics, efficiency and run-card files and the plot data."""
     seeds = params.train.seeds
     primary = params.evaluate.primary_metric
     per_seed = {s: read_json(predictions_dir(s) / "metrics.json") for s in seeds}
     summary = aggregate(per_seed, primary)
+    cost = efficiency(params, per_seed, summary["test"][primary]["mean"])
+    summary["trainable_parameters"] = cost["trainable_parameters"]
+    summary["ids_sha256"] = split_ids(seeds)
     write_json(EVAL_METRICS, summary)
     tables = held_out_tables(params)
     write_json(DIAGNOSTICS, diagnostics_report(per_seed, tables))
-    cost = efficiency(params, per_seed, summary["test"][primary]["mean"])
     write_json(EFFICIENCY, cost)
     write_json(RUN_CARD, run_card.build(params))
     write_csv(seed_scores(per_seed, primary), PLOTS / "seed_scores.csv")

@@ -1,0 +1,296 @@
+"""`avgate promote`: the whole pre-registered protocol, run over DVC experiments.
+
+1. Checks: a clean git workspace, `gates.yaml` valid, the ledger's hash chain intact, the
+   baseline tag present with its `metrics/eval.json`.
+2. Validation sweep: every candidate (`-S` overrides, sweeps as in `dvc exp run`) is queued with
+   `dvc exp run --queue` on the selection seeds and run by `dvc queue start -j N`.
+3. Selection: each finished experiment's validation scores are read from `dvc exp show --json`,
+   paired by seed with the baseline's, and one winner is chosen by the declared rule.
+4. Test stages, in the order of `gates.yaml`: the winner is applied to the workspace and
+   `dvc exp run -S gate.stage=<stage>` runs the gate stage (which records the look in the
+   ledger). The ledger is committed after each look; the protocol stops at the first failure.
+5. Promotion: the workspace is committed, an annotated tag names the model version with the gate
+   report's sha256, and `gates.yaml`'s baseline pin moves to the tag in a second commit.
+
+Every step prints what it decided and why. `Promotion.run` returns the decision as a dict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from avgate.gating import ledger, selection
+from avgate.gating.revisions import Snapshot, resolve
+from avgate.gating.spec import GateSpec, load_spec
+
+SPEC = Path("gates.yaml")
+LEDGER = Path("gates/ledger.jsonl")
+EVAL = "metrics/eval.json"
+GATE = Path("metrics/gate.json")
+REPORT = Path("reports/gate.md")
+QUEUED = re.compile(r"Queued experiment '([^']+)'")
+FINISHED = ("success", "failed")
+RESULTS = ["params.yaml", "dvc.lock", "metrics", "plots", "reports", "gates"]
+
+
+class PromotionError(RuntimeError):
+    """The protocol cannot go on; the message says why and what to do."""
+
+
+def _seeds(seeds: list[int] | tuple[int, ...]) -> str:
+    return "[" + ",".join(str(s) for s in seeds) + "]"
+
+
+@dataclass
+class Promotion:
+    """One run of the protocol for candidate line `line` with sweep `overrides`.
+
+    >>> p = Promotion("wider", ["train.hidden=256,512"], jobs=2, tag="")
+    >>> p.tag_name()
+    'model/wider'
+    """
+
+    line: str
+    overrides: list[str]
+    jobs: int = 1
+    tag: str = ""
+    poll_seconds: float = 2.0
+    log: list[str] = field(default_factory=list)
+
+    def tag_name(self) -> str:
+        return self.tag or f"model/{self.line}"
+
+    def say(self, message: str) -> None:
+        self.log.append(message)
+        print(f"promote: {message}", flush=True)
+
+    def sh(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(list(args), capture_output=True, text=True)
+        if check and done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+            raise PromotionError(f"`{' '.join(args)}` failed (exit {done.returncode}):\n{tail}")
+        return done
+
+    def run(self) -> dict:
+        spec = self.check()
+        baseline = Snapshot(spec.baseline, resolve(spec.baseline))
+        base_eval = baseline.read_json(EVAL)
+        names = self.queue(spec)
+        runs = self.wait(names)
+        winner, why, overrides = self.select(spec, base_eval, runs)
+        self.say(f"selected {winner} ({', '.join(overrides)}): {why}")
+        self.sh("dvc", "exp", "apply", winner)
+        for stage in spec.stages:
+            result = self.test_stage(stage.name, stage.seeds)
+            if not result["passed"]:
+                return self.reject(stage.name, result, winner, overrides)
+        return self.promote(spec, winner, overrides)
+
+    def check(self) -> GateSpec:
+        dirty = self.sh("git", "status", "--porcelain", "--untracked-files=no").stdout.strip()
+        if dirty:
+            raise PromotionError(
+                f"the git workspace has uncommitted changes:\n{dirty}\ncommit or stash them "
+                "first: the protocol commits the ledger and the promoted model"
+            )
+        spec = load_spec(SPEC)
+        entries = ledger.verify(LEDGER)
+        if resolve(self.tag_name()) is not None:
+            raise PromotionError(
+                f"tag {self.tag_name()!r} exists already; name the model version with --tag"
+            )
+        if resolve(spec.baseline) is None:
+            raise PromotionError(
+                f"{SPEC}: baseline {spec.baseline!r} is not a git revision; tag the baseline "
+                f"commit first (`git tag -a {spec.baseline} -m baseline`)"
+            )
+        self.say(
+            f"plan {SPEC} sha256 {spec.hash[:12]}; baseline {spec.baseline}; ledger {LEDGER} "
+            f"intact ({len(entries)} entries); line {self.line!r} has used "
+            f"{ledger.attempts(entries, self.line)} test looks"
+        )
+        return spec
+
+    def queue(self, spec: GateSpec) -> list[str]:
+        fixed = [
+            f"train.seeds={_seeds(spec.selection['seeds'])}",
+            "gate.stage=selection",
+            f"gate.candidate={self.line}",
+        ]
+        args = [a for o in [*fixed, *self.overrides] for a in ("-S", o)]
+        done = self.sh("dvc", "exp", "run", "--queue", *args)
+        names = QUEUED.findall(done.stdout + done.stderr)
+        if not names:
+            raise PromotionError(f"dvc queued nothing:\n{done.stdout}{done.stderr}")
+        self.say(
+            f"queued {len(names)} candidate(s) on {spec.selection['split']} seeds "
+            f"{spec.selection['seeds']}: {', '.join(names)}"
+        )
+        self.sh("dvc", "queue", "start", "-j", str(self.jobs))
+        return names
+
+    def experiments(self) -> dict[str, dict]:
+        """Name -> exp show entry (params, metrics, executor) of each experiment on HEAD."""
+        rows = json.loads(self.sh("dvc", "exp", "show", "--json").stdout)
+        found = {}
+        for row in rows:
+            for group in row.get("experiments") or []:
+                for rev in group["revs"]:
+                    found[rev["name"]] = rev | {"executor": group.get("executor")}
+        return found
+
+    def wait(self, names: list[str]) -> dict[str, dict]:
+        """Poll `dvc exp show` until every queued experiment succeeded or failed."""
+        started = time.monotonic()
+        while True:
+            found = self.experiments()
+            states = {n: ((found.get(n) or {}).get("executor") or {}).get("state") for n in names}
+            if all(_finished(found.get(n), states[n]) for n in names):
+                break
+            time.sleep(self.poll_seconds)
+        failed = [n for n, s in states.items() if s == "failed"]
+        elapsed = time.monotonic() - started
+        self.say(f"sweep finished in {elapsed:.0f} s; failed: {failed or 'none'}")
+        if failed:
+            raise PromotionError(
+                f"queued experiments failed: {failed}; see `dvc queue logs {failed[0]}`"
+            )
+        return {n: found[n] for n in names}
+
+    def select(self, spec: GateSpec, base_eval: dict, runs: dict) -> tuple[str, str, list[str]]:
+        rows, overrides = {}, {}
+        for name, run in runs.items():
+            data = run["data"]
+            cand_eval = data["metrics"][EVAL]["data"]
+            rows[name] = selection.compare(
+                spec.selection, spec.primary_metric, spec.direction, base_eval, cand_eval
+            )
+            overrides[name] = _changed(runs[name], self.overrides)
+            self.say(
+                f"  {name} ({', '.join(overrides[name])}): mean {rows[name]['split']} delta "
+                f"{rows[name]['mean_delta']:+.4f}, per seed {_fmt(rows[name]['deltas'])}, "
+                f"ece {rows[name]['ece']:.4f}"
+            )
+        winner, why = selection.choose(spec.selection, rows)
+        return winner, why, overrides[winner]
+
+    def test_stage(self, name: str, seeds: tuple[int, ...]) -> dict:
+        self.say(f"{name}: running seeds {list(seeds)} (one test look for line {self.line!r})")
+        done = self.sh(
+            "dvc",
+            "exp",
+            "run",
+            "-S",
+            f"train.seeds={_seeds(seeds)}",
+            "-S",
+            f"gate.stage={name}",
+            "-S",
+            f"gate.candidate={self.line}",
+            check=False,
+        )
+        self.commit_ledger(f"{name} of {self.line}")
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
+            self.restore()
+            raise PromotionError(f"{name} did not run (exit {done.returncode}):\n{tail}")
+        result = json.loads(GATE.read_text())
+        for c in result["criteria"]:
+            self.say(f"  {'pass' if c['passed'] else 'FAIL'} {c['name']}: {c['detail']}")
+        self.say(f"{name}: {'passed' if result['passed'] else 'failed'}")
+        return result
+
+    def commit_ledger(self, what: str) -> None:
+        if self.sh("git", "status", "--porcelain", "--", str(LEDGER)).stdout.strip():
+            self.sh("git", "add", str(LEDGER))
+            self.sh("git", "commit", "-q", "-m", f"Ledger: test look at {what}", "--", str(LEDGER))
+
+    def restore(self) -> None:
+        """Back to the committed state (the ledger is already committed)."""
+        self.sh("git", "checkout", "HEAD", "--", ".")
+        self.sh("dvc", "checkout", "-q", check=False)
+
+    def reject(self, stage: str, result: dict, winner: str, overrides: list[str]) -> dict:
+        failed = [c for c in result["criteria"] if not c["passed"]]
+        reasons = "; ".join(f"{c['name']} ({c['detail']})" for c in failed)
+        print(REPORT.read_text(), flush=True)
+        self.say(f"REJECTED {winner} ({', '.join(overrides)}) at stage {stage}: {reasons}")
+        self.restore()
+        return {
+            "decision": "rejected",
+            "stage": stage,
+            "failed": [c["name"] for c in failed],
+            "candidate": winner,
+            "overrides": overrides,
+            "line": self.line,
+        }
+
+    def promote(self, spec: GateSpec, winner: str, overrides: list[str]) -> dict:
+        tag = self.tag_name()
+        report_hash = hashlib.sha256(REPORT.read_bytes()).hexdigest()
+        self.sh("git", "add", "-A", "--", *RESULTS)
+        message = f"Promote {self.line}: {', '.join(overrides)} passed every gate stage"
+        self.sh("git", "commit", "-q", "-m", message)
+        commit = self.sh("git", "rev-parse", "HEAD").stdout.strip()
+        stages = ", ".join(s.name for s in spec.stages)
+        note = (
+            f"avgate promote: model {tag}\n\ncandidate line: {self.line}\n"
+            f"overrides: {', '.join(overrides)}\npassed: {stages}\n"
+            f"baseline beaten: {spec.baseline} ({resolve(spec.baseline)})\n"
+            f"gate report {REPORT} sha256 {report_hash}\nspec {SPEC} sha256 {spec.hash}\n"
+        )
+        self.sh("git", "tag", "-a", tag, "-m", note)
+        self.say(
+            f"PROMOTED {winner} ({', '.join(overrides)}) as {tag} at {commit[:12]}; "
+            f"gate report sha256 {report_hash[:12]}"
+        )
+        self.move_pin(spec.baseline, tag)
+        return {
+            "decision": "promoted",
+            "tag": tag,
+            "commit": commit,
+            "candidate": winner,
+            "overrides": overrides,
+            "line": self.line,
+            "report_sha256": report_hash,
+        }
+
+    def move_pin(self, old: str, tag: str) -> None:
+        text = SPEC.read_text()
+        moved, count = re.subn(r"(?m)^baseline:\s*\S+", f"baseline: {tag}", text, count=1)
+        if count != 1:
+            raise PromotionError(f"{SPEC}: no top-level `baseline:` line to move to {tag}")
+        SPEC.write_text(moved)
+        self.sh("dvc", "exp", "run", "-S", "gate.stage=selection", "-S", "gate.candidate=")
+        self.sh("git", "add", "-A", "--", *RESULTS, str(SPEC))
+        self.sh("git", "commit", "-q", "-m", f"Move the baseline pin from {old} to {tag}")
+        self.say(f"baseline pin moved: {SPEC} baseline {old} -> {tag}")
+
+
+def _finished(run: dict | None, state: str | None) -> bool:
+    """True once the experiment failed, or succeeded and its metrics are readable."""
+    if state == "failed":
+        return True
+    return state == "success" and EVAL in (run or {}).get("data", {}).get("metrics", {})
+
+
+def _changed(run: dict, overrides: list[str]) -> list[str]:
+    """The swept keys with this experiment's values, e.g. ['train.hidden=256']."""
+    params = run["data"]["params"]["params.yaml"]["data"]
+    keys = [o.split("=", 1)[0].removeprefix("params.yaml:") for o in overrides]
+    values = []
+    for key in keys:
+        value = params
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        values.append(f"{key}={json.dumps(value)}")
+    return values
+
+
+def _fmt(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:+.4f}" for v in values) + "]"

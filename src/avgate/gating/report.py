@@ -1,0 +1,81 @@
+"""`reports/gate.md`: the gate's decision as a Markdown table fit for a pull-request comment.
+
+>>> result = {"stage": "quick_test", "split": "test", "candidate": "wide-head",
+...           "decision": "fail", "primary_metric": "acc", "direction": "maximize",
+...           "baseline": {"revision": "v1", "commit": "a" * 40}, "candidate_revision": "b" * 40,
+...           "spec": {"path": "gates.yaml", "sha256": "c" * 64}, "ids_sha256": "d" * 64,
+...           "criteria": [{"name": "min_delta", "passed": False, "value": 0.01,
+...                         "threshold": 0.018, "detail": "mean delta 0.01 < 0.018"}],
+...           "per_seed": [{"seed": 0, "baseline": 0.8, "candidate": 0.81, "delta": 0.01}],
+...           "statistics": {"test": {"test": "exact sign-flip permutation",
+...                                   "alternative": "greater", "n": 1, "p_value": 0.5,
+...                                   "min_p_value": 0.5, "pairing": "paired by seed"}},
+...           "interval": None, "ledger": None}
+>>> print(markdown(result).splitlines()[0])
+## Gate `quick_test` on test: **REJECTED** (candidate `wide-head` against `v1`)
+"""
+
+from __future__ import annotations
+
+DECISIONS = {"pass": "PASSED", "fail": "REJECTED"}
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def markdown(result: dict) -> str:
+    """The report of one gate stage from the dict written to `metrics/gate.json`."""
+    baseline = result["baseline"]
+    lines = [
+        f"## Gate `{result['stage']}` on {result['split']}: "
+        f"**{DECISIONS[result['decision']]}** (candidate `{result['candidate']}` against "
+        f"`{baseline['revision']}`)",
+        "",
+        "| criterion | value | threshold | result | detail |",
+        "|---|---|---|---|---|",
+    ]
+    for c in result["criteria"]:
+        mark = "pass" if c["passed"] else "**fail**"
+        lines.append(
+            f"| {c['name']} | {_number(c['value'])} | {_number(c['threshold'])} | {mark} "
+            f"| {c['detail']} |"
+        )
+    lines += [
+        "",
+        f"Per seed, {result['primary_metric']} ({result['direction']}; delta > 0 is "
+        "better for the candidate):",
+        "",
+        "| seed | baseline | candidate | delta |",
+        "|---|---|---|---|",
+    ]
+    for row in result["per_seed"]:
+        lines.append(
+            f"| {row['seed']} | {row['baseline']:.4f} | {row['candidate']:.4f} "
+            f"| {row['delta']:+.4f} |"
+        )
+    test = result["statistics"]["test"]
+    lines += [
+        "",
+        f"- Test: {test['test']}, {test['alternative']}, {test['pairing']}; n = {test['n']} "
+        f"seeds, p = {test['p_value']:.4g} (smallest p this test can reach with n seeds: "
+        f"{test['min_p_value']:.4g}).",
+    ]
+    interval = result.get("interval")
+    if interval:
+        lines.append(
+            f"- {interval['confidence']:.0%} interval of the mean delta ({interval['method']}): "
+            f"[{interval['low']:+.4f}, {interval['high']:+.4f}]."
+        )
+    lines += [
+        f"- Baseline `{baseline['revision']}` = {baseline['commit'][:12]}; candidate at "
+        f"{result['candidate_revision'][:12]}; test ids sha256 {result['ids_sha256'][:12]}.",
+        f"- Pre-registered spec `{result['spec']['path']}` sha256 {result['spec']['sha256'][:12]}.",
+    ]
+    ledger = result.get("ledger")
+    if ledger:
+        lines.append(
+            f"- Ledger `{ledger['path']}` entry #{ledger['index']} ({ledger['hash'][:12]}); "
+            f"attempt {ledger['attempt']} of {ledger['max_attempts']} at this stage."
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,203 @@
+"""The gate stage on real predictions: a baseline committed and tagged (its predictions read back
+through DVC at the tag), a different candidate in the workspace, and every refusal the ledger and
+the pairing checks owe: unpaired data, missing seeds, an edited spec, an edited ledger, a spent
+attempt budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from avgate import stats
+from avgate.cli import main
+from avgate.gating import ledger
+from avgate.gating.pairing import UnpairedError
+from avgate.gating.spec import load_spec
+from avgate.stages import StageError, gate, summarize
+from tests.conftest import run_until_train, train_every_seed, write_params
+from tests.scratch import sh
+
+SPEC = {
+    "primary_metric": "segment_accuracy",
+    "direction": "maximize",
+    "baseline": "base",
+    "max_attempts": 2,
+    "selection": {"split": "val", "seeds": [0, 1, 2], "rule": "max_mean_delta"},
+    "stages": [
+        {"name": "quick_test", "split": "test", "seeds": [0, 1, 2], "statistic": "sign_flip",
+         "alternative": "greater", "alpha": 0.2, "min_delta": 0.0, "ci_low_min": -1.0,
+         "non_inferiority": {"ece": 0.5, "class_recall": 1.0}},
+        {"name": "full_test", "split": "test", "seeds": [0, 1, 2, 3], "statistic": "paired_t",
+         "alternative": "greater", "alpha": 0.05, "min_delta": 0.02},
+    ],
+}  # fmt: skip
+SEEDS = {"train": {"seeds": [0, 1, 2]}}
+
+
+def git(root: Path, *args: str) -> str:
+    return sh(root, "git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", *args)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, small_demo) -> Path:
+    """Baseline (hidden 8) committed with its predictions under DVC and tagged `base`; the
+    candidate (hidden 64) trained in the workspace."""
+    root = tmp_path_factory.mktemp("gate") / "project"
+    shutil.copytree(small_demo, root / "data/raw/demo")
+    previous = Path.cwd()
+    try:
+        os.chdir(root)
+        params = write_params(root, {**SEEDS, "train": {**SEEDS["train"], "hidden": 8}})
+        run_until_train(params)
+        train_every_seed(params)
+        summarize.run(params)
+        (root / "gates.yaml").write_text(yaml.safe_dump(SPEC, sort_keys=False))
+        git(root, "init", "-q")
+        sh(root, "dvc", "init", "-q")
+        sh(root, "dvc", "add", "-q", "predictions")
+        git(root, "add", "gates.yaml", "params.yaml", "metrics", "predictions.dvc", ".gitignore")
+        git(root, "commit", "-qm", "baseline")
+        git(root, "tag", "-a", "base", "-m", "baseline")
+        candidate = write_params(root, {**SEEDS, "train": {**SEEDS["train"], "hidden": 64}})
+        train_every_seed(candidate)
+        summarize.run(candidate)
+    finally:
+        os.chdir(previous)
+    return root
+
+
+@pytest.fixture
+def project(built, tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "project"
+    shutil.copytree(built, root, symlinks=True)
+    monkeypatch.chdir(root)
+    return root
+
+
+def params_for(root: Path, stage: str, candidate: str = "wide"):
+    overrides = {**SEEDS, "train": {**SEEDS["train"], "hidden": 64}}
+    return write_params(root, {**overrides, "gate": {"stage": stage, "candidate": candidate}})
+
+
+def set_spec(root: Path, **changes) -> None:
+    spec = json.loads(json.dumps(SPEC))
+    for key, value in changes.items():
+        spec[key] = value
+    (root / "gates.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def test_selection_compares_validation_and_leaves_the_ledger_alone(project):
+    result = gate.run(params_for(project, "selection"))
+    base = json.loads(git(project, "show", "base:metrics/eval.json"))
+    cand = json.loads((project / "metrics/eval.json").read_text())
+    per_seed = [cand["val"]["segment_accuracy"]["per_seed"][f"seed{s}"] for s in range(3)]
+    baseline = [base["val"]["segment_accuracy"]["per_seed"][f"seed{s}"] for s in range(3)]
+    assert result["decision"] == "compared"
+    assert result["deltas"] == pytest.approx(np.subtract(per_seed, baseline).tolist())
+    assert not (project / "gates/ledger.jsonl").exists()
+    assert "no test split read" in (project / "reports/gate.md").read_text()
+
+
+def test_selection_without_a_baseline_tag_says_so(project):
+    set_spec(project, baseline="no-such-tag")
+    result = gate.run(params_for(project, "selection"))
+    assert result["decision"] == "no_baseline" and "no-such-tag" in result["reason"]
+
+
+def test_quick_test_reads_the_baseline_through_dvc_and_records_one_look(project):
+    # The baseline's predictions exist only in the DVC cache: the tag is the one way to them.
+    result = gate.run(params_for(project, "quick_test"))
+    assert result["baseline"]["revision"] == "base"
+    assert result["baseline"]["commit"] == git(project, "rev-parse", "base^{commit}").strip()
+    cand = [
+        json.loads((project / f"predictions/seed{s}/metrics.json").read_text()) for s in range(3)
+    ]
+    assert [r["candidate"] for r in result["per_seed"]] == [
+        m["test"]["segment_accuracy"] for m in cand
+    ]
+    deltas = [r["delta"] for r in result["per_seed"]]
+    assert result["p_value"] == stats.sign_flip(np.array(deltas), "greater").p_value
+    assert result["statistics"]["test"]["alternative"] == "greater"
+    assert [c["name"] for c in result["criteria"]] == [
+        "min_delta", "p_value", "ci_low", "non_inferiority:ece", "non_inferiority:class_recall",
+    ]  # fmt: skip
+    clips = pd.read_parquet(project / "predictions/seed0/test.parquet")["clip_id"].nunique()
+    assert result["interval"]["n_clusters"] == clips
+    entries = ledger.verify(project / "gates/ledger.jsonl")
+    assert [(e.candidate, e.stage, e.outcome, e.seeds) for e in entries] == [
+        ("wide", "quick_test", result["decision"], [0, 1, 2])
+    ]
+    assert (
+        entries[0].spec_hash == load_spec(project / "gates.yaml").hash == result["spec"]["sha256"]
+    )
+    report = (project / "reports/gate.md").read_text()
+    assert "Gate `quick_test` on test" in report and "attempt 1 of 2" in report
+    plot = pd.read_csv(project / "plots/gate_deltas.csv")
+    assert plot["seed"].tolist() == ["seed0", "seed1", "seed2", "mean"]
+
+
+def test_the_attempt_budget_blocks_a_third_look(project):
+    params = params_for(project, "quick_test")
+    gate.run(params)
+    gate.run(params)
+    before = (project / "gates/ledger.jsonl").read_bytes()
+    with pytest.raises(StageError, match="already used 2 of 2 test evaluations"):
+        gate.run(params)
+    assert (project / "gates/ledger.jsonl").read_bytes() == before
+    other = gate.run(params_for(project, "quick_test", candidate="another-line"))
+    assert other["ledger"]["index"] == 2
+
+
+def test_a_spec_edited_after_the_first_look_is_refused(project):
+    params = params_for(project, "quick_test")
+    gate.run(params)
+    before = (project / "gates/ledger.jsonl").read_bytes()
+    stages = json.loads(json.dumps(SPEC["stages"]))
+    stages[0]["min_delta"] = -0.5  # a threshold moved after seeing the test split
+    set_spec(project, stages=stages)
+    with pytest.raises(StageError, match="changed after its first look at the test split"):
+        gate.run(params)
+    assert (project / "gates/ledger.jsonl").read_bytes() == before
+
+
+def test_an_edited_ledger_is_detected_and_blocks_the_gate(project, capsys):
+    params = params_for(project, "quick_test")
+    gate.run(params)
+    path = project / "gates/ledger.jsonl"
+    line = json.loads(path.read_text())
+    line["outcome"] = "pass" if line["outcome"] == "fail" else "fail"
+    path.write_text(ledger.canonical(line) + "\n")
+    with pytest.raises(StageError, match="ledger.jsonl:1: its hash does not match"):
+        gate.run(params)
+    assert main(["ledger", "verify"]) == 1
+    assert "hash does not match its content" in capsys.readouterr().err
+
+
+def test_unpaired_predictions_abort_before_any_look(project):
+    path = project / "predictions/seed1/test.parquet"
+    table = pd.read_parquet(path)
+    table.iloc[::-1].reset_index(drop=True).to_parquet(path)
+    with pytest.raises(UnpairedError, match="seed 1 test: the ordered sample ids differ"):
+        gate.run(params_for(project, "quick_test"))
+    assert not (project / "gates/ledger.jsonl").exists()
+    assert not (project / "reports/gate.md").exists()
+
+
+def test_a_stage_needing_seeds_the_runs_lack_aborts(project):
+    with pytest.raises(UnpairedError, match=r"seeds \[0, 1, 2, 3\] are needed; the baseline lacks"):
+        gate.run(params_for(project, "full_test"))
+    assert not (project / "gates/ledger.jsonl").exists()
+
+
+def test_a_test_look_needs_a_candidate_line_and_a_known_stage(project):
+    with pytest.raises(StageError, match="gate.candidate is empty"):
+        gate.run(params_for(project, "quick_test", candidate=""))
+    with pytest.raises(StageError, match="gate.stage 'final' is not a stage of gates.yaml"):
+        gate.run(params_for(project, "final"))
