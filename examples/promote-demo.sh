@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The promotion protocol of gates.yaml on the built-in demo, both ways, in this clone:
-#   1. a deliberately weak baseline (4 hidden units, 3 epochs) is trained on every seed the
+#   1. a deliberately weak baseline (16 hidden units, 6 epochs) is trained on every seed the
 #      plan uses, committed and tagged;
 #   2. `avgate promote` with the default head (128 units, 100 epochs), clearly better:
 #      promoted, tagged, the baseline pin moved to it;
@@ -23,9 +23,9 @@ all_seeds=$(python -c "import yaml; s = yaml.safe_load(open('gates.yaml'))['stag
 print('[' + ','.join(map(str, sorted({x for st in s for x in st['seeds']}))) + ']')")
 git switch -q -c "$branch"
 
-echo "== baseline: weak head (train.hidden=4, train.max_epochs=3) on seeds $all_seeds"
+echo "== baseline: weak head (train.hidden=16, train.max_epochs=6) on seeds $all_seeds"
 sed -i "s/^baseline:.*/baseline: $baseline/" gates.yaml
-dvc exp run -q -S "train.seeds=$all_seeds" -S train.hidden=4 -S train.max_epochs=3 \
+dvc exp run -q -S "train.seeds=$all_seeds" -S train.hidden=16 -S train.max_epochs=6 \
   -S gate.stage=selection -S gate.candidate=
 git add -A -- params.yaml dvc.lock metrics plots reports gates.yaml
 git commit -q -m "Demo baseline: a weak head on every seed of the plan"

@@ -3,6 +3,8 @@ put under DVC, the pipeline run as a DVC experiment, metrics and leakage verdict
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 
 import pytest
@@ -46,3 +48,29 @@ def test_fsdd_example_measures_a_leaky_random_split(project, tmp_path):
     assert "fsdd-random" in sh(project, "dvc", "exp", "show", "--csv")
     bad = sh(project, "bash", "-c", "examples/fsdd.sh /nonexistent group 2>&1 || true")
     assert "usage: examples/fsdd.sh PATH group|random" in bad
+
+
+def test_promote_demo_promotes_a_better_candidate_and_rejects_an_equal_one(project):
+    start = sh(project, "git", "rev-parse", "--abbrev-ref", "HEAD").strip()
+    out = sh(project, "examples/promote-demo.sh")
+    decisions = out[out.index("== decisions") :]
+    assert "promote: PROMOTED" in decisions and "as demo-model-wide-" in decisions
+    rejected = [line for line in decisions.splitlines() if "REJECTED" in line]
+    assert len(rejected) == 1 and "at stage quick_test: min_delta" in rejected[0]
+    assert sh(project, "git", "rev-parse", "--abbrev-ref", "HEAD").strip() == start
+    branch = sh(project, "git", "branch", "--list", "promote-demo-*").split()[-1]
+    tag = sh(project, "git", "tag", "--list", "demo-model-wide-*").strip()
+    assert tag and not sh(project, "git", "tag", "--list", "demo-model-same-*").strip()
+    # The tag's note carries the hash of the gate report committed with the promoted model.
+    note = sh(project, "git", "tag", "-l", "--format=%(contents)", tag)
+    report = sh(project, "git", "show", f"{tag}:reports/gate.md")
+    assert hashlib.sha256(report.encode()).hexdigest() in note
+    assert "PASSED" in report and "full_test" in report
+    assert f"baseline: {tag}" in sh(project, "git", "show", f"{branch}:gates.yaml")
+    looks = [
+        json.loads(line)
+        for line in sh(project, "git", "show", f"{branch}:gates/ledger.jsonl").splitlines()
+    ]
+    assert [(e["stage"], e["outcome"]) for e in looks] == [
+        ("quick_test", "pass"), ("full_test", "pass"), ("quick_test", "fail"),
+    ]  # fmt: skip

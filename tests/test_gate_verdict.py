@@ -28,9 +28,7 @@ def outcome(verdict) -> dict[str, bool]:
 
 
 def test_all_criteria_pass():
-    v = judge(
-        QUICK, "maximize", BASE3, BASE3 + [0.02, 0.03, 0.025], diagnostics=ece(0.05, 0.055)
-    )
+    v = judge(QUICK, "maximize", BASE3, BASE3 + [0.02, 0.03, 0.025], diagnostics=ece(0.05, 0.055))
     assert v.passed
     assert outcome(v) == {"min_delta": True, "p_value": True, "non_inferiority:ece": True}
     assert v.statistics["test"]["test"] == "exact sign-flip permutation"

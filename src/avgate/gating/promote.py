@@ -261,15 +261,23 @@ class Promotion:
         }
 
     def move_pin(self, old: str, tag: str) -> None:
-        text = SPEC.read_text()
-        moved, count = re.subn(r"(?m)^baseline:\s*\S+", f"baseline: {tag}", text, count=1)
-        if count != 1:
-            raise PromotionError(f"{SPEC}: no top-level `baseline:` line to move to {tag}")
-        SPEC.write_text(moved)
+        SPEC.write_text(pin_baseline(SPEC.read_text(), tag))
         self.sh("dvc", "exp", "run", "-S", "gate.stage=selection", "-S", "gate.candidate=")
         self.sh("git", "add", "-A", "--", *RESULTS, str(SPEC))
         self.sh("git", "commit", "-q", "-m", f"Move the baseline pin from {old} to {tag}")
         self.say(f"baseline pin moved: {SPEC} baseline {old} -> {tag}")
+
+
+def pin_baseline(text: str, tag: str) -> str:
+    r"""`gates.yaml` text with its top-level baseline set to `tag`, comments kept.
+
+    >>> pin_baseline("baseline: v1   # the model to beat\nmax_attempts: 2\n", "v2")
+    'baseline: v2   # the model to beat\nmax_attempts: 2\n'
+    """
+    moved, count = re.subn(r"(?m)^baseline:[ \t]*[^\s#]+", f"baseline: {tag}", text, count=1)
+    if count != 1:
+        raise PromotionError(f"{SPEC}: no top-level `baseline:` line to move to {tag}")
+    return moved
 
 
 def _finished(run: dict | None, state: str | None) -> bool:
