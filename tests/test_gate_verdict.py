@@ -137,3 +137,16 @@ def test_a_candidate_identical_to_the_baseline_fails_without_crashing():
     verdict = judge(stage, "maximize", scores, scores.copy())
     assert not verdict.passed
     assert verdict.statistics["test"]["p_value"] == 1.0
+
+
+@pytest.mark.parametrize(("stage", "n_seeds", "alpha"), [(QUICK, 3, 0.2), (FULL, 10, 0.05)])
+def test_each_stage_alone_passes_a_null_candidate_at_most_alpha(stage, n_seeds, alpha):
+    rng = np.random.default_rng(7)
+    passed = []
+    for _ in range(400):
+        baseline = 0.80 + rng.normal(0, 0.02, size=n_seeds)
+        candidate = baseline + rng.normal(0, 0.015, size=n_seeds)
+        passed.append(
+            judge(stage, "maximize", baseline, candidate, diagnostics=ece(0.05, 0.05)).passed
+        )
+    assert np.mean(passed) <= alpha + 0.03, f"{stage.name}: null pass rate {np.mean(passed)}"

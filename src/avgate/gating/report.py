@@ -67,6 +67,14 @@ def markdown(result: dict) -> str:
             f"- {interval['confidence']:.0%} interval of the mean delta ({interval['method']}): "
             f"[{interval['low']:+.4f}, {interval['high']:+.4f}]."
         )
+    needed = result.get("seeds_needed")
+    if needed:
+        lines.append(
+            f"- Seeds a {needed['test']} ({needed['alternative']}) would need for "
+            f"{needed['power']:.0%} power at delta {needed['delta']:+.4g}, alpha "
+            f"{needed['alpha']:.4g}, given the observed paired sd {needed['paired_sd']:.4g}: "
+            f"{needed['n']}."
+        )
     lines += [
         f"- Baseline `{baseline['revision']}` = {baseline['commit'][:12]}; candidate at "
         f"{result['candidate_revision'][:12]}; test ids sha256 {result['ids_sha256'][:12]}.",

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from avgate import stats
 from avgate.config import Params
 from avgate.files import atomic_path, read_json, write_csv, write_json
 from avgate.gating import ledger, selection
@@ -41,6 +42,7 @@ GATE_METRICS = Path("metrics/gate.json")
 GATE_REPORT = Path("reports/gate.md")
 GATE_PLOT = Path("plots/gate_deltas.csv")
 SELECTION = "selection"
+POWER = 0.8
 PER_SAMPLE_METRICS = ("segment_accuracy", "accuracy")  # means of a per-row 0/1 score
 
 
@@ -227,6 +229,23 @@ def _interval(verdict_stats: dict, deltas: np.ndarray) -> dict | None:
     }
 
 
+def _seeds_needed(stage: GateStage, deltas: np.ndarray) -> dict | None:
+    """Seeds a paired t-test needs for 80% power at `min_delta`, from the observed delta sd."""
+    sd = float(deltas.std(ddof=1)) if len(deltas) > 1 else 0.0
+    if stage.min_delta <= 0 or sd == 0 or stage.alternative != "greater":
+        return None
+    n = stats.seeds_needed(sd, stage.min_delta, stage.alpha, POWER, stage.alternative)
+    return {
+        "n": n,
+        "power": POWER,
+        "delta": stage.min_delta,
+        "alpha": stage.alpha,
+        "paired_sd": sd,
+        "test": stats.PAIRED_T,
+        "alternative": stage.alternative,
+    }
+
+
 def _result(params, spec, stage, baseline, tables, base, cand, verdict) -> dict:
     plain = to_dict(verdict)
     deltas = np.asarray(plain["statistics"]["deltas"])
@@ -255,6 +274,7 @@ def _result(params, spec, stage, baseline, tables, base, cand, verdict) -> dict:
             for s, b, c, d in zip(stage.seeds, base, cand, deltas, strict=True)
         ],
         "interval": _interval(plain["statistics"], deltas),
+        "seeds_needed": _seeds_needed(stage, deltas),
         "statistics": plain["statistics"],
         "ledger": None,
     }
