@@ -14,6 +14,7 @@ from avgate.stages import (
     embed,
     evaluate,
     ingest,
+    inputs,
     split,
     summarize,
     train,
@@ -99,7 +100,31 @@ def test_embeddings_are_aligned_per_second_and_reproducible(project):
     after = {p: p.read_bytes() for p in (project / "data/embeddings").rglob("*") if p.is_file()}
     assert after == before  # the whole folder, meta.json included, hashes the same for DVC
     profile = json.loads((project / "data/profiles/embed/logmel.json").read_text())
-    assert profile["splits"]["train"]["clips"] == len(index.drop_duplicates("clip_id"))
+    assert profile["embedded"] == 0 and profile["reused"] == profile["clips"] > 0
+
+
+def test_the_store_embeds_only_new_clips_and_changes_nothing(project, monkeypatch):
+    params = write_params(project, {"embed": {"encoders": ["logmel"]}})
+    ingest.run(params)
+    split.run(params)
+    every = inputs.usable_clips(params)
+    held_back = every[every["split"] == "train"]["clip_id"].head(3).tolist()
+    with monkeypatch.context() as patch:
+        patch.setattr(embed, "usable_clips", lambda p: every[~every["clip_id"].isin(held_back)])
+        embed.run(params, "logmel")
+    first = json.loads((project / "data/profiles/embed/logmel.json").read_text())
+    assert first["embedded"] == len(every) - 3 and first["reused"] == 0
+    embed.run(params, "logmel")  # three clips added
+    second = json.loads((project / "data/profiles/embed/logmel.json").read_text())
+    assert (second["embedded"], second["reused"]) == (3, len(every) - 3)
+    incremental = {p.name: p.read_bytes() for p in (project / "data/embeddings/logmel").iterdir()}
+    shutil.rmtree(project / params.embed.cache_dir)
+    embed.run(params, "logmel")  # from scratch
+    assert json.loads((project / "data/profiles/embed/logmel.json").read_text())["embedded"] == len(
+        every
+    )
+    scratch = {p.name: p.read_bytes() for p in (project / "data/embeddings/logmel").iterdir()}
+    assert incremental == scratch
 
 
 @pytest.mark.parametrize("kind", ["event", "clip"])

@@ -65,7 +65,8 @@ def _embed(args: argparse.Namespace, params: Params) -> None:
     from avgate.stages import embed
 
     meta = embed.run(params, args.encoder)
-    print(f"embed {args.encoder}: dim {meta['dim']}, rows {meta['rows']}")
+    if meta is not None:  # rank 0 (or the only process) writes the arrays
+        print(f"embed {args.encoder}: dim {meta['dim']}, rows {meta['rows']}")
 
 
 def _audit(args: argparse.Namespace, params: Params) -> None:

