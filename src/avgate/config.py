@@ -125,8 +125,27 @@ class EmbedParams:
 
 
 @dataclass(frozen=True)
+class LoraParams:
+    encoder: str = ""  # an embed.<name> section with encoder hf-audio:<id or path>: the base
+    targets: str = "attention"  # attention | attention_mlp (resolved per architecture)
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.1
+    lr: float = 0.0001
+    epochs: int = 3
+    batch_clips: int = 4  # clips per optimiser batch (all their seconds)
+    accumulate: int = 1  # batches per optimiser step
+    amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
+    pooling: str = "mean"  # mean | attention, over the frames of each second
+
+
+@dataclass(frozen=True)
 class TrainParams:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    head: str = "mlp"  # mlp | linear, on the fused per-second (or pooled per-clip) embeddings
+    fusion: str = "concat"  # concat | gated (a learned gate per modality)
+    finetune: str = "none"  # none: heads on cached embeddings; lora: adapters on train.lora.encoder
+    lora: LoraParams = field(default_factory=LoraParams)
     hidden: int = 128
     dropout: float = 0.2
     lr: float = 0.001
@@ -243,6 +262,26 @@ def _check(params: Params) -> None:
         _fail("train.seeds", "must not repeat a seed", params.train.seeds)
     if not params.embed.encoders:
         _fail("embed.encoders", "must list at least one encoder", params.embed.encoders)
+    if params.train.head not in ("mlp", "linear"):
+        _fail("train.head", "must be mlp or linear", params.train.head)
+    if params.train.fusion not in ("concat", "gated"):
+        _fail("train.fusion", "must be concat or gated", params.train.fusion)
+    if params.train.finetune not in ("none", "lora"):
+        _fail("train.finetune", "must be none or lora", params.train.finetune)
+    lora = params.train.lora
+    if params.train.finetune == "lora" and lora.encoder not in params.embed.models:
+        _fail("train.lora.encoder", "must name an embed.<name> section with an hf-audio encoder",
+              lora.encoder)  # fmt: skip
+    if (
+        lora.r < 1
+        or lora.alpha < 1
+        or lora.epochs < 1
+        or lora.batch_clips < 1
+        or lora.accumulate < 1
+    ):
+        _fail("train.lora", "r, alpha, epochs, batch_clips and accumulate must be >= 1", vars(lora))
+    if lora.pooling not in ("mean", "attention"):
+        _fail("train.lora.pooling", "must be mean or attention", lora.pooling)
     if params.embed.device not in ("auto", "cpu", "cuda"):
         _fail("embed.device", "must be auto, cpu or cuda", params.embed.device)
     if params.embed.dtype not in ("float32", "float16"):

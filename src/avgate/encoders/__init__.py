@@ -86,9 +86,11 @@ def _pretrained(name: str, section: dict, device: str) -> Encoder:
         options["model"] = source
     elif source:
         raise ConfigError(f"{key}: {kind} takes no source after ':', got {source!r}")
-    module, cls = PRETRAINED[kind]
-    encoder_class = getattr(importlib.import_module(module), cls)
+    module = importlib.import_module(PRETRAINED[kind][0])
+    encoder_class = getattr(module, PRETRAINED[kind][1])
     try:
         return encoder_class(**options, device=device)
     except TypeError as error:
         raise ConfigError(f"params.yaml: embed.{name}: {error}") from None
+    except ConfigError as error:  # the encoder names its generic section; name the user's
+        raise ConfigError(str(error).replace(module.KEY, f"embed.{name}")) from None

@@ -24,6 +24,8 @@ class LogmelEncoder:
 
     name = "logmel"
     modality = "audio"
+    batched = True  # `embed` takes a batch of loaded clips: a worker transforms its whole chunk
+    runs_model = False  # cheap enough to run in the DataLoader workers, next to the decoding
 
     def __init__(
         self, sample_rate: int, n_mels: int, n_fft: int, hop_length: int, segments: int
@@ -60,15 +62,40 @@ class LogmelEncoder:
             "segments": self.segments,
         }
 
-    def embed_seconds(self, path: str | Path, n_seconds: int) -> np.ndarray:
+    def load(self, path: str | Path, n_seconds: int) -> np.ndarray:
+        """The clip's audio at `sample_rate`, cut or zero-padded to `n_seconds`."""
         audio = media.decode_audio(path, self.sample_rate)
         samples = n_seconds * self.sample_rate
-        audio = np.pad(audio[:samples], (0, max(0, samples - len(audio))))
+        return np.pad(audio[:samples], (0, max(0, samples - len(audio))))
+
+    def embed(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        """(n_seconds, dim) rows of each loaded clip; clips of equal length share one transform.
+
+        Batching changes no bit: each clip's spectrogram is computed on its own row.
+        """
+        out: list[np.ndarray | None] = [None] * len(batch)
+        lengths: dict[int, list[int]] = {}
+        for i, audio in enumerate(batch):
+            lengths.setdefault(len(audio), []).append(i)
+        for length, members in lengths.items():
+            stacked = torch.from_numpy(np.stack([batch[i] for i in members]))
+            features = self._features(stacked, length // self.sample_rate)
+            for i, rows in zip(members, features, strict=True):
+                out[i] = rows
+        return out
+
+    def embed_seconds(self, path: str | Path, n_seconds: int) -> np.ndarray:
+        return self.embed([self.load(path, n_seconds)])[0]
+
+    def _features(self, audio: torch.Tensor, n_seconds: int) -> np.ndarray:
+        """(clips, n_seconds, dim) features of (clips, samples) audio."""
         with torch.inference_mode():
-            mel = self.mel(torch.from_numpy(audio))
-            logmel = torch.log(mel + LOG_FLOOR)
-        per_second = self.sample_rate // self.hop_length
-        frames = logmel[:, : n_seconds * per_second].reshape(self.n_mels, n_seconds, per_second)
-        slices = frames.reshape(self.n_mels, n_seconds, self.segments, -1).mean(dim=3)
-        means = slices.permute(1, 2, 0).reshape(n_seconds, self.segments * self.n_mels)
-        return torch.cat([means, frames.std(dim=2).T], dim=1).numpy().astype(np.float32)
+            logmel = torch.log(self.mel(audio) + LOG_FLOOR)
+        clips, per_second = len(audio), self.sample_rate // self.hop_length
+        frames = logmel[:, :, : n_seconds * per_second].reshape(
+            clips, self.n_mels, n_seconds, per_second
+        )
+        slices = frames.reshape(clips, self.n_mels, n_seconds, self.segments, -1).mean(dim=4)
+        means = slices.permute(0, 2, 3, 1).reshape(clips, n_seconds, self.segments * self.n_mels)
+        spread = frames.std(dim=3).permute(0, 2, 1)
+        return torch.cat([means, spread], dim=2).numpy().astype(np.float32)

@@ -33,22 +33,40 @@ from avgate.files import atomic_dir, write_json, write_parquet
 from avgate.stages.inputs import SPLITS, embedding_dir, usable_clips
 from avgate.stages.profile import recorded
 
+LOAD_CHUNK = 16  # clips per worker message: one message per clip costs more than a short decode
 
-class LoadedClips(Dataset):
-    """Item i: (i, the clip decoded by `encoder.load`, or embedded when not `batched`)."""
+
+def in_main(encoder: Encoder) -> bool:
+    """True for encoders whose model runs in the main process (on `device`) on loaded clips."""
+    return getattr(encoder, "batched", False) and getattr(encoder, "runs_model", True)
+
+
+class ClipChunks(Dataset):
+    """Item c: [(i, rows)] for the clips of chunk c, where rows are the clip's embedding, or the
+    clip as `encoder.load` decodes it when the model runs in the main process (`in_main`).
+
+    A worker embeds a whole chunk at once, so a batched CPU encoder (`logmel`) batches there.
+    """
 
     def __init__(self, paths: list[str], seconds: list[int], encoder: Encoder) -> None:
         self.paths = paths
         self.seconds = seconds
         self.encoder = encoder
+        self.chunks = [
+            range(i, min(i + LOAD_CHUNK, len(paths))) for i in range(0, len(paths), LOAD_CHUNK)
+        ]
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.chunks)
 
-    def __getitem__(self, i: int) -> tuple[int, np.ndarray]:
-        if getattr(self.encoder, "batched", False):
-            return i, self.encoder.load(self.paths[i], self.seconds[i])
-        return i, self.encoder.embed_seconds(self.paths[i], self.seconds[i])
+    def __getitem__(self, c: int) -> list[tuple[int, np.ndarray]]:
+        members, encoder = self.chunks[c], self.encoder
+        if not getattr(encoder, "batched", False):
+            return [(i, encoder.embed_seconds(self.paths[i], self.seconds[i])) for i in members]
+        loaded = [encoder.load(self.paths[i], self.seconds[i]) for i in members]
+        return list(
+            zip(members, loaded if in_main(encoder) else encoder.embed(loaded), strict=True)
+        )
 
 
 def _one_thread(_: int) -> None:
@@ -60,12 +78,13 @@ def _batches(
 ) -> Iterator[list[tuple[int, np.ndarray]]]:
     """Consecutive loaded clips grouped until they hold at least `batch_seconds` seconds."""
     batch, total = [], 0
-    for item in loader:
-        batch.append(item)
-        total += seconds[item[0]]
-        if total >= batch_seconds:
-            yield batch
-            batch, total = [], 0
+    for chunk in loader:
+        for item in chunk:
+            batch.append(item)
+            total += seconds[item[0]]
+            if total >= batch_seconds:
+                yield batch
+                batch, total = [], 0
     if batch:
         yield batch
 
@@ -80,12 +99,12 @@ def embed_clips(
     desc: str,
 ) -> None:
     """Embed every clip, calling `write(i, rows)` with clip i's (seconds, dim) rows."""
-    dataset = LoadedClips(paths, seconds, encoder)
+    dataset = ClipChunks(paths, seconds, encoder)
     loader = DataLoader(dataset, batch_size=None, num_workers=workers, worker_init_fn=_one_thread)
-    batched = getattr(encoder, "batched", False)
-    with tqdm(total=len(dataset), desc=desc, unit="clip") as bar:
-        for batch in _batches(loader, seconds, batch_seconds if batched else 1):
-            rows = encoder.embed([x for _, x in batch]) if batched else [x for _, x in batch]
+    model = in_main(encoder)
+    with tqdm(total=len(paths), desc=desc, unit="clip") as bar:
+        for batch in _batches(loader, seconds, batch_seconds if model else 1):
+            rows = encoder.embed([x for _, x in batch]) if model else [x for _, x in batch]
             for (i, _), clip_rows in zip(batch, rows, strict=True):
                 write(i, np.asarray(clip_rows))
             bar.update(len(batch))

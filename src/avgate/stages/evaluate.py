@@ -13,7 +13,7 @@ from avgate import calibration, diagnostics, metrics
 from avgate.config import ConfigError, Params
 from avgate.files import atomic_dir, read_json, write_json, write_parquet
 from avgate.models.fit import pin_determinism
-from avgate.models.heads import MLPHead
+from avgate.models.fused import rebuild_head
 from avgate.stages.inputs import (
     DESCRIPTION,
     EVAL_SPLITS,
@@ -28,16 +28,19 @@ from avgate.stages.inputs import (
 from avgate.stages.profile import recorded
 
 
-def load_head(seed: int) -> tuple[MLPHead, dict]:
+def load_head(seed: int) -> tuple[torch.nn.Module, dict]:
     """The trained head of one seed and its description."""
     description = read_json(model_dir(seed) / DESCRIPTION)
-    model = MLPHead(description["in_dim"], description["hidden"], len(description["classes"]), 0.0)
+    architecture = description.get("architecture", {"kind": "mlp"})
+    model = rebuild_head(
+        architecture, description["in_dim"], len(description["classes"]), description["hidden"], 0.0
+    )
     model.load_state_dict(load_file(model_dir(seed) / WEIGHTS))
     model.eval()
     return model, description
 
 
-def predict(model: MLPHead, x: np.ndarray) -> np.ndarray:
+def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     """Raw logits of `model` for features `x`."""
     with torch.inference_mode():
         return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
@@ -65,7 +68,7 @@ def one_hot(n: int, index: int, k: int) -> np.ndarray:
     return probs
 
 
-def ablations(params: Params, model: MLPHead, data: Examples, classes: list[str]) -> dict:
+def ablations(params: Params, model: torch.nn.Module, data: Examples, classes: list[str]) -> dict:
     """The primary metric on `data` with each modality ablated, and its drop (two modalities+)."""
     primary = params.evaluate.primary_metric
 
@@ -117,8 +120,11 @@ def _evaluate(params: Params, seed: int) -> dict:
     lookup = {c: i for i, c in enumerate(classes)}
     majority = majority_class(description["train_label_counts"])
     kind = params.task.kind
-    scores: dict = {"seed": seed, "primary_metric": params.evaluate.primary_metric,
-                    "majority_class": majority}  # fmt: skip
+    scores: dict = {
+        "seed": seed,
+        "primary_metric": params.evaluate.primary_metric,
+        "majority_class": majority,
+    }
     data, logits = {}, {}
     with atomic_dir(predictions_dir(seed)) as tmp:
         for split in EVAL_SPLITS:

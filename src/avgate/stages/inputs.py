@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from avgate.config import Params
+from avgate.models.fused import Block
 from avgate.stages import StageError
 
 SPLITS = ("train", "val", "test")
@@ -103,6 +104,22 @@ def modality_columns(params: Params) -> dict[str, np.ndarray]:
     if params.task.kind == "clip":  # pooled features: the means, then the maxima
         merged = {m: np.concatenate([c, c + offset]) for m, c in merged.items()}
     return merged
+
+
+def encoder_blocks(params: Params) -> list[Block]:
+    """Each encoder's columns in the model input, with its modality and layer layout."""
+    metas = [
+        json.loads((embedding_dir(n) / "meta.json").read_text()) for n in params.embed.encoders
+    ]
+    total = sum(meta["dim"] for meta in metas)
+    blocks, offset = [], 0
+    for name, meta in zip(params.embed.encoders, metas, strict=True):
+        spans = [(offset, offset + meta["dim"])]
+        if params.task.kind == "clip":  # pooled features: the means, then the maxima
+            spans.append((total + offset, total + offset + meta["dim"]))
+        blocks.append(Block(name, meta["modality"], tuple(spans), meta.get("n_layers", 1)))
+        offset += meta["dim"]
+    return blocks
 
 
 def pool_clips(x: np.ndarray, index: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

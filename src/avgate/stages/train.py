@@ -16,9 +16,17 @@ from safetensors.torch import save_file
 from avgate.config import Params
 from avgate.files import atomic_dir, write_json
 from avgate.models.fit import FitConfig, fit, pin_determinism
+from avgate.models.fused import rebuild_head
 from avgate.models.heads import MLPHead
 from avgate.stages import StageError
-from avgate.stages.inputs import DESCRIPTION, WEIGHTS, examples, live_dir, model_dir
+from avgate.stages.inputs import (
+    DESCRIPTION,
+    WEIGHTS,
+    encoder_blocks,
+    examples,
+    live_dir,
+    model_dir,
+)
 from avgate.stages.profile import recorded
 from dvclive import Live
 
@@ -32,6 +40,25 @@ def encode(labels: np.ndarray, classes: list[str], split: str) -> torch.Tensor:
     return torch.tensor([lookup[label] for label in labels], dtype=torch.long)
 
 
+def build_head(params: Params, in_dim: int, n_classes: int) -> tuple[torch.nn.Module, dict]:
+    """The head `train.head` / `train.fusion` ask for, and the description that rebuilds it.
+
+    The plain MLP on concatenated features stays `MLPHead`; any other choice, or an encoder
+    stored with every hidden layer, is a `FusedHead` over the encoders' column blocks.
+    """
+    p = params.train
+    blocks = encoder_blocks(params)
+    if p.head == "mlp" and p.fusion == "concat" and all(b.n_layers == 1 for b in blocks):
+        return MLPHead(in_dim, p.hidden, n_classes, p.dropout), {"kind": "mlp"}
+    architecture = {
+        "kind": "fused",
+        "head": p.head,
+        "fusion": p.fusion,
+        "blocks": [b.to_dict() for b in blocks],
+    }
+    return rebuild_head(architecture, in_dim, n_classes, p.hidden, p.dropout), architecture
+
+
 def run(params: Params, seed: int) -> dict:
     """Train one seed's head; write models/seed<seed>/ and dvclive/train/seed<seed>/."""
     pin_determinism(seed, params.train.num_threads)
@@ -40,7 +67,7 @@ def run(params: Params, seed: int) -> dict:
     x, y = torch.from_numpy(train.x), encode(train.labels, classes, "train")
     xv, yv = torch.from_numpy(val.x), encode(val.labels, classes, "val")
     p = params.train
-    model = MLPHead(x.shape[1], p.hidden, len(classes), p.dropout)
+    model, architecture = build_head(params, int(x.shape[1]), len(classes))
     model.set_standardisation(x)
     config = FitConfig(
         p.lr, p.weight_decay, p.batch_size, p.max_epochs, p.patience, seed, p.selection_metric
@@ -66,6 +93,8 @@ def run(params: Params, seed: int) -> dict:
         "in_dim": int(x.shape[1]),
         "hidden": p.hidden,
         "dropout": p.dropout,
+        "architecture": architecture,
+        "gates": model.fusion.gates() if hasattr(model, "fusion") and p.fusion == "gated" else None,
         "seed": seed,
         "train_label_counts": dict(sorted(Counter(train.labels.tolist()).items())),
         "best_epoch": result.best_epoch,

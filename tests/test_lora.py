@@ -1,0 +1,325 @@
+"""LoRA on tiny, randomly initialised encoders saved to and loaded from temp folders."""
+
+import copy
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from torch import nn
+from transformers import (
+    ASTConfig,
+    AutoModel,
+    ViTConfig,
+    Wav2Vec2Config,
+    WavLMConfig,
+    WhisperConfig,
+)
+
+from avgate.config import ConfigError
+from avgate.models.lora import (
+    TARGET_PRESETS,
+    AudioClassifier,
+    check_forward_equivalence,
+    check_gradient_flow,
+    check_trainable,
+    load_adapter,
+    load_checkpoint,
+    load_encoder,
+    parameter_report,
+    resolve_targets,
+    save_adapter,
+    save_checkpoint,
+    train_steps,
+    wrap_lora,
+)
+
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+CONV = dict(
+    conv_dim=(16, 16),
+    conv_stride=(5, 4),
+    conv_kernel=(10, 4),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+)
+NO_DROPOUT = dict(
+    hidden_dropout=0.0,
+    attention_dropout=0.0,
+    activation_dropout=0.0,
+    feat_proj_dropout=0.0,
+    layerdrop=0.0,
+    apply_spec_augment=False,
+)
+SAMPLES, N_CLASSES = 1600, 3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: more threads only add synchronisation (4x slower on 2 busy cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def saved(tmp_path_factory, name: str, config) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp(name)
+    AutoModel.from_config(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wavlm_path(tmp_path_factory):
+    """WavLM with its default dropout, LayerDrop and SpecAugment: training is random."""
+    return saved(tmp_path_factory, "wavlm", WavLMConfig(**TINY, **CONV))
+
+
+@pytest.fixture(scope="module")
+def plain_path(tmp_path_factory):
+    """WavLM without any randomness in training."""
+    return saved(tmp_path_factory, "plain", WavLMConfig(**TINY, **CONV, **NO_DROPOUT))
+
+
+@pytest.fixture
+def data():
+    generator = torch.Generator().manual_seed(1)
+    return torch.randn(4, SAMPLES, generator=generator), torch.tensor([0, 1, 2, 1])
+
+
+def classifier(path, preset="attention", pooling="attention", dropout=0.1, seed=0):
+    torch.manual_seed(seed)
+    model = AudioClassifier(load_encoder(path), N_CLASSES, pooling)
+    return wrap_lora(model, resolve_targets(model.encoder, preset), r=4, alpha=8, dropout=dropout)
+
+
+def logits(model: nn.Module, waveforms: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return model(waveforms)
+
+
+def lora_module_count(model: nn.Module) -> int:
+    return sum(hasattr(module, "lora_A") for module in model.modules())
+
+
+ENCODERS = {
+    "wavlm": WavLMConfig(**TINY, **CONV),
+    "wav2vec2": Wav2Vec2Config(**TINY, **CONV),
+    "ast": ASTConfig(**TINY, max_length=100, num_mel_bins=16),
+    "whisper": WhisperConfig(
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        num_mel_bins=16,
+        max_source_positions=50,
+    ),
+}
+
+
+FEATURIZE = {  # waveforms (B, 1600) -> the encoder's input
+    "ast": lambda w: w.unflatten(-1, (100, 16)),
+    "whisper": lambda w: w.unflatten(-1, (16, 100)),
+}
+
+
+@pytest.mark.parametrize(("preset", "per_layer"), [("attention", 4), ("attention_mlp", 6)])
+@pytest.mark.parametrize("arch", sorted(ENCODERS))
+def test_presets_resolve_to_modules_the_forward_reaches(tmp_path_factory, arch, preset, per_layer):
+    encoder = load_encoder(saved(tmp_path_factory, arch, ENCODERS[arch]))
+    targets = resolve_targets(encoder, preset)
+    assert targets == TARGET_PRESETS[preset][encoder.config.model_type]
+    model = AudioClassifier(encoder, N_CLASSES, featurize=FEATURIZE.get(arch))
+    wrap_lora(model, targets, r=2, alpha=4, dropout=0.0)
+    assert lora_module_count(model) == per_layer * 2  # 2 layers; Whisper: the encoder's only
+    check_trainable(model)
+    check_gradient_flow(model, torch.randn(2, SAMPLES))
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_plain_peft_on_wavlm_attention_never_reaches_the_adapters():
+    """The upstream bug `wrap_lora` routes around: WavLM reads q_proj.weight itself."""
+    model = AudioClassifier(AutoModel.from_config(WavLMConfig(**TINY, **CONV)), N_CLASSES)
+    model.encoder = get_peft_model(model.encoder, LoraConfig(target_modules=["q_proj"], r=2))
+    with pytest.raises(RuntimeError, match=r"never reaches: \[.*q_proj\.lora_A"):
+        check_gradient_flow(model, torch.randn(2, SAMPLES))
+
+
+def test_unknown_preset_or_architecture_is_a_params_error():
+    wavlm = AutoModel.from_config(WavLMConfig(**TINY, **CONV))
+    with pytest.raises(ConfigError, match=r"train\.lora\.targets must be one of \['attention'"):
+        resolve_targets(wavlm, "everything")
+    vit = AutoModel.from_config(ViTConfig(**TINY))
+    with pytest.raises(ConfigError, match=r"train\.lora\.targets has no preset for .*'vit'.*wavlm"):
+        resolve_targets(vit, "attention")
+    unlike_wavlm = nn.Sequential(nn.Linear(2, 2))
+    unlike_wavlm.config = types.SimpleNamespace(model_type="wavlm")
+    with pytest.raises(ConfigError, match=r"names modules \['q_proj', .*this wavlm model lacks"):
+        resolve_targets(unlike_wavlm, "attention")
+
+
+@pytest.mark.parametrize("preset", ["attention", "attention_mlp"])
+def test_only_adapters_and_head_train_and_the_counts_are_right(plain_path, preset):
+    base_total = sum(p.numel() for p in load_encoder(plain_path).parameters())
+    model = classifier(plain_path, preset)
+    c, r, layers = model.encoder.config, 4, 2
+    adapters = layers * 4 * r * (c.hidden_size + c.hidden_size)
+    if preset == "attention_mlp":
+        adapters += layers * 2 * r * (c.hidden_size + c.intermediate_size)
+    head = (c.hidden_size + 1) + (c.hidden_size + 1) * N_CLASSES  # attention score + linear
+    report = parameter_report(model)
+    assert report == {
+        "total": base_total + adapters + head,
+        "trainable": adapters + head,
+        "adapter": adapters,
+        "head": head,
+        "unexpected": [],
+    }
+    for name, p in model.named_parameters():
+        assert p.requires_grad == ("lora_" in name or name.startswith(("pool.", "head.")))
+    check_trainable(model)
+
+
+def test_an_unfrozen_base_weight_fails_the_check(plain_path):
+    model = classifier(plain_path)
+    name = "encoder.base_model.model.encoder.layers.0.feed_forward.output_dense.weight"
+    model.get_parameter(name).requires_grad_(True)
+    assert parameter_report(model)["unexpected"] == [name]
+    with pytest.raises(RuntimeError, match="feed_forward.output_dense.weight"):
+        check_trainable(model)
+
+
+def test_adapted_output_equals_the_base_output_at_initialisation(plain_path, data):
+    torch.manual_seed(0)
+    model = AudioClassifier(load_encoder(plain_path), N_CLASSES, "attention")
+    before = logits(model, data[0])
+    wrap_lora(model, resolve_targets(model.encoder, "attention_mlp"), r=4, alpha=8, dropout=0.1)
+    assert torch.equal(logits(model, data[0]), before)  # LoRA B starts at zero
+
+
+def test_training_changes_adapters_and_head_but_no_base_weight(wavlm_path, data):
+    model = classifier(wavlm_path, "attention_mlp")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)  # frozen weights included
+    losses = train_steps(model, [data] * 3, optimizer)
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    after = model.state_dict()
+    for name, p in model.named_parameters():
+        assert torch.equal(after[name], before[name]) != p.requires_grad, name
+
+    assert check_forward_equivalence(model, data[0], wavlm_path) == 0.0
+    reference = AudioClassifier(load_encoder(wavlm_path), N_CLASSES, "attention")
+    reference.pool.load_state_dict(model.pool.state_dict())
+    reference.head.load_state_dict(model.head.state_dict())
+    assert not torch.allclose(logits(model, data[0]), logits(reference, data[0]))
+
+
+def test_saved_adapter_gives_identical_logits(wavlm_path, data, tmp_path):
+    model = classifier(wavlm_path, "attention_mlp")
+    train_steps(model, [data] * 2, torch.optim.AdamW(model.parameters(), lr=1e-2))
+    save_adapter(model, tmp_path / "adapter")
+    names = {p.name for p in (tmp_path / "adapter").iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "head.safetensors"} <= names
+
+    loaded = load_adapter(wavlm_path, tmp_path / "adapter")
+    assert loaded.pooling == "attention" and loaded.n_classes == N_CLASSES
+    assert torch.equal(logits(loaded, data[0]), logits(model, data[0]))
+    assert parameter_report(loaded)["trainable"] == 0  # loaded for inference
+
+
+def test_per_second_logits_are_the_logits_of_each_window(plain_path):
+    model = classifier(plain_path)
+    windows = torch.randn(2, 3, SAMPLES)
+    per_second = logits(model, windows[:, 0])  # eval mode
+    with torch.no_grad():
+        out = model.per_second_logits(windows)
+    assert out.shape == (2, 3, N_CLASSES)
+    torch.testing.assert_close(out[:, 0], per_second)
+
+
+def test_two_accumulated_half_batches_equal_one_full_batch(plain_path, data):
+    full = classifier(plain_path, dropout=0.0)
+    halves = copy.deepcopy(full)
+    start = {k: v.clone() for k, v in full.state_dict().items()}
+    x, y = data
+    train_steps(full, [(x, y)] * 2, torch.optim.SGD(full.parameters(), lr=0.5))
+    sgd = torch.optim.SGD(halves.parameters(), lr=0.5)
+    losses = train_steps(halves, [(x[:2], y[:2]), (x[2:], y[2:])] * 2, sgd, accumulate=2)
+    assert len(losses) == 4
+    after = halves.state_dict()
+    for name, value in full.state_dict().items():
+        torch.testing.assert_close(value, after[name], rtol=1e-5, atol=1e-6, msg=name)
+    moved = {name for name, value in after.items() if not torch.equal(value, start[name])}
+    trainable = {name for name, p in halves.named_parameters() if p.requires_grad}
+    assert {n for n in trainable if "lora_B" in n or n.startswith("head.")} <= moved <= trainable
+
+
+def linear_data(n: int):
+    generator = torch.Generator().manual_seed(2)
+    return [(torch.randn(2, 4, generator=generator), torch.tensor([0, 1])) for _ in range(n)]
+
+
+def test_a_short_last_group_steps_on_its_own_mean():
+    torch.manual_seed(0)
+    grouped, stepwise = nn.Linear(4, 2), nn.Linear(4, 2)
+    stepwise.load_state_dict(grouped.state_dict())
+    b1, b2, b3 = linear_data(3)
+    train_steps(grouped, [b1, b2, b3], torch.optim.SGD(grouped.parameters(), lr=0.5), accumulate=2)
+    sgd = torch.optim.SGD(stepwise.parameters(), lr=0.5)
+    train_steps(stepwise, [(torch.cat([b1[0], b2[0]]), torch.cat([b1[1], b2[1]])), b3], sgd)
+    for a, b in zip(grouped.parameters(), stepwise.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="accumulate"):
+        train_steps(grouped, [b1], sgd, accumulate=0)
+
+
+def test_amp_is_off_on_cpu():
+    torch.manual_seed(0)
+    amp, plain = nn.Linear(4, 2), nn.Linear(4, 2)
+    plain.load_state_dict(amp.state_dict())
+    train_steps(amp, linear_data(2), torch.optim.SGD(amp.parameters(), lr=0.5), amp=True)
+    train_steps(plain, linear_data(2), torch.optim.SGD(plain.parameters(), lr=0.5))
+    assert all(torch.equal(a, b) for a, b in zip(amp.parameters(), plain.parameters(), strict=True))
+
+
+def run_steps(model, optimizer, generator, data, n: int) -> None:
+    x, y = data
+    for _ in range(n):
+        batch = torch.randperm(len(x), generator=generator)[:2]
+        train_steps(model, [(x[batch], y[batch])], optimizer)
+
+
+def fresh(path, seed: int):
+    model = classifier(path, "attention_mlp", seed=seed)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    return model, optimizer, torch.Generator().manual_seed(seed)
+
+
+def test_resuming_from_a_checkpoint_matches_an_uninterrupted_run(wavlm_path, data, tmp_path):
+    def reseed(seed: int) -> None:
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+
+    model, optimizer, generator = fresh(wavlm_path, seed=0)
+    reseed(1)
+    run_steps(model, optimizer, generator, data, 4)
+
+    first, optimizer, generator = fresh(wavlm_path, seed=0)
+    reseed(1)
+    run_steps(first, optimizer, generator, data, 2)
+    save_checkpoint(tmp_path / "last.pt", first, optimizer, epoch=2, generator=generator)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left
+
+    resumed, optimizer, generator = fresh(wavlm_path, seed=7)  # other init and data order
+    reseed(99)
+    assert load_checkpoint(tmp_path / "last.pt", resumed, optimizer, generator) == 2
+    run_steps(resumed, optimizer, generator, data, 2)
+    expected = model.state_dict()
+    for name, value in resumed.state_dict().items():
+        assert torch.equal(value, expected[name]), name
