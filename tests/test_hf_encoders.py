@@ -477,3 +477,16 @@ def test_embed_stage_runs_pretrained_sections(project, models):
         build("wavlm", replace(params.embed, models={"wavlm": {"encoder": "hf-audio:"}}))
     with pytest.raises(ConfigError, match="unknown kind 'hf-text'"):
         build("wavlm", replace(params.embed, models={"wavlm": {"encoder": "hf-text:x"}}))
+
+
+def test_demo_wavlm_is_byte_identical_per_seed_and_loads_as_an_encoder(tmp_path, media_files):
+    from avgate.datasets.demo_encoder import write_demo_wavlm
+
+    first, again, other = (
+        write_demo_wavlm(tmp_path / n, s) for n, s in (("a", 0), ("b", 0), ("c", 1))
+    )
+    weights = [(f / "model.safetensors").read_bytes() for f in (first, again, other)]
+    assert weights[0] == weights[1] != weights[2]
+    encoder = HFAudioEncoder(str(first), layer="last")
+    rows = encoder.embed_seconds(media_files["wav3"], 3)
+    assert rows.shape == (3, 64) and np.isfinite(rows).all()

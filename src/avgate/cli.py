@@ -41,6 +41,12 @@ def _demo_data(args: argparse.Namespace, params: Params) -> None:
     demo_data.run(params, Path(args.out))
 
 
+def _demo_encoder(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import demo_data
+
+    print(f"demo-encoder: {demo_data.write_encoder(params, Path(args.out))}")
+
+
 def _ingest(args: argparse.Namespace, params: Params) -> None:
     from avgate.stages import ingest
 
@@ -167,6 +173,10 @@ def parser() -> argparse.ArgumentParser:
 
     demo = add("demo-data", _demo_data, "write the built-in audio-visual demo dataset")
     demo.add_argument("--out", default="data/raw/demo", help="output folder (default: %(default)s)")
+    encoder = add("demo-encoder", _demo_encoder, "write the demo's stand-in WavLM (random weights)")
+    encoder.add_argument(
+        "--out", default="data/pretrained/demo-wavlm", help="output folder (default: %(default)s)"
+    )
     add("ingest", _ingest, "probe and decode every media file; write manifest and segments")
     add("split", _split, "grouped train/val/test split with a leakage report")
     add("embed", _embed, "embed every split with one encoder").add_argument(

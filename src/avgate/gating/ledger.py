@@ -31,10 +31,14 @@ avgate.gating.ledger.LedgerError: candidate line 'lora-r8' already used 1 of 1 t
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -260,6 +264,42 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+@contextmanager
+def locked(path: str | Path, timeout_s: float = 600.0) -> Iterator[None]:
+    """Hold an exclusive lock on the ledger at `path` (a `.lock` file beside it) for a whole
+    look at the test split: check, evaluate, append. Two gate runs in one workspace then cannot
+    both pass `check_allowed` on the last attempt. LedgerError after `timeout_s` seconds.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "ledger.jsonl"
+    >>> with locked(path):
+    ...     with locked(path, timeout_s=0.1):
+    ...         pass  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    avgate.gating.ledger.LedgerError: ...ledger.jsonl is locked by another gate run...
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LedgerError(
+                        f"{path} is locked by another gate run for over {timeout_s:g} s; wait "
+                        "for it to finish"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def append(

@@ -65,9 +65,16 @@ def run(params: Params) -> dict:
     if params.gate.stage == SELECTION:
         return _selection(spec)
     stage = _stage(spec, params.gate.stage)
-    looks_at_test = stage.split == "test"
-    if looks_at_test:
+    if stage.split != "test":
+        return _look(params, spec, stage)
+    with ledger.locked(LEDGER):
         _check_ledger(spec, stage, params.gate.candidate)
+        return _look(params, spec, stage)
+
+
+def _look(params: Params, spec: GateSpec, stage: GateStage) -> dict:
+    """Compare the paired runs at `stage`; a test-split look is recorded whatever happens."""
+    looks_at_test = stage.split == "test"
     baseline = _baseline(spec, required=True)
     base_eval = json.loads(_read_baseline(baseline, str(EVAL_METRICS), stage))
     check_seeds(base_eval["seeds"], params.train.seeds, list(stage.seeds), stage.name)
