@@ -115,7 +115,13 @@ def run(params: Params, seed: int) -> dict:
 def _evaluate(params: Params, seed: int) -> dict:
     metrics.check_primary(params.task.kind, params.evaluate.primary_metric)
     pin_determinism(seed, params.train.num_threads)
-    model, description = load_head(seed)
+    lora = params.train.finetune == "lora"
+    if lora:
+        from avgate.stages import lora_train  # peft and transformers only when fine-tuning
+
+        model, description = None, read_json(model_dir(seed) / DESCRIPTION)
+    else:
+        model, description = load_head(seed)
     classes = description["classes"]
     lookup = {c: i for i, c in enumerate(classes)}
     majority = majority_class(description["train_label_counts"])
@@ -128,8 +134,12 @@ def _evaluate(params: Params, seed: int) -> dict:
     data, logits = {}, {}
     with atomic_dir(predictions_dir(seed)) as tmp:
         for split in EVAL_SPLITS:
-            data[split] = examples(params, split)
-            logits[split] = predict(model, data[split].x)
+            if lora:
+                index, labels, logits[split], _ = lora_train.predict(params, seed, split)
+                data[split] = Examples(np.zeros((len(labels), 0), np.float32), labels, index)
+            else:
+                data[split] = examples(params, split)
+                logits[split] = predict(model, data[split].x)
             table = predictions_table(data[split].index, data[split].labels, logits[split], classes)
             write_parquet(table, tmp / f"{split}.parquet")
             labels = data[split].labels
@@ -150,6 +160,6 @@ def _evaluate(params: Params, seed: int) -> dict:
         scores["probability_clusters_test"] = diagnostics.probability_clusters(probs)
         if params.evaluate.aggregate_by:
             scores["test_aggregated"] = aggregated(params, test, probs, classes)
-        scores["modality_ablation_test"] = ablations(params, model, test, classes)
+        scores["modality_ablation_test"] = {} if lora else ablations(params, model, test, classes)
         write_json(tmp / "metrics.json", scores)
     return scores

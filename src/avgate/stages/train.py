@@ -61,6 +61,10 @@ def build_head(params: Params, in_dim: int, n_classes: int) -> tuple[torch.nn.Mo
 
 def run(params: Params, seed: int) -> dict:
     """Train one seed's head; write models/seed<seed>/ and dvclive/train/seed<seed>/."""
+    if params.train.finetune == "lora":
+        from avgate.stages import lora_train  # it imports this module; peft only when needed
+
+        return lora_train.train(params, seed)
     pin_determinism(seed, params.train.num_threads)
     train, val = examples(params, "train"), examples(params, "val")
     classes = sorted(set(train.labels))
