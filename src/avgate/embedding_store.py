@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ import pandas as pd
 from numpy.lib.format import open_memmap
 
 Key = tuple[str, int]
+STALE_AFTER_S = 3600
 DTYPES = ("float32", "float16")
 
 
@@ -72,6 +74,13 @@ class EmbeddingStore:
             self._arrays[shard] = np.load(self.folder / f"{shard}.npy", mmap_mode="r")
         return self._arrays[shard][row : row + seconds]
 
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary shard files of killed runs (untouched for an hour; a live rank's are not)."""
+        cutoff = time.time() - STALE_AFTER_S
+        for temp in self.folder.glob(".shard-*.tmp"):
+            if temp.stat().st_mtime < cutoff:
+                temp.unlink(missing_ok=True)
+
     @contextmanager
     def shard(self, keys: list[Key]) -> Iterator[Callable[[int, np.ndarray], None]]:
         """Write one new shard holding `keys`: yields `write(i, rows)` for the i-th key.
@@ -79,6 +88,7 @@ class EmbeddingStore:
         The shard becomes visible only when the block ends without error.
         """
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temporaries()
         name = f"shard-{uuid.uuid4().hex[:12]}"
         starts = np.cumsum([0, *(seconds for _, seconds in keys)])
         array_path = self.folder / f"{name}.npy"

@@ -41,9 +41,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory next to `path`; it replaces `path` when the block succeeds."""
+    """Yield a temporary directory next to `path`; it replaces `path` when the block succeeds.
+
+    Temporary folders of `path` that a killed run left behind are removed first: one writer
+    owns `path` at a time (a DVC stage owns its outputs).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import math
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -187,13 +188,16 @@ def check_positive(value: Any, key: str) -> None:
 
 
 def resolve_device(device: str, key: str) -> torch.device:
-    """`auto` -> cuda when available, else cpu; any other torch device name as given.
+    """`auto` -> cuda when available, else cpu; any other torch device name as given. Under
+    torchrun, a plain `cuda` means this rank's GPU, `cuda:$LOCAL_RANK`.
 
     >>> resolve_device("cpu", "embed.x")
     device(type='cpu')
     """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
     try:
         chosen = torch.device(device)
     except (RuntimeError, TypeError) as error:

@@ -6,8 +6,13 @@ the best weights as safetensors next to a JSON description of the head.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import time
 from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,7 +20,7 @@ from safetensors.torch import save_file
 
 from avgate.config import Params
 from avgate.files import atomic_dir, write_json
-from avgate.models.fit import FitConfig, fit, pin_determinism
+from avgate.models.fit import Checkpointing, FitConfig, fit, pin_determinism
 from avgate.models.fused import rebuild_head
 from avgate.models.heads import MLPHead
 from avgate.stages import StageError
@@ -86,9 +91,14 @@ def run(params: Params, seed: int) -> dict:
         # timings go to data/profiles: models/ and the dvclive log stay reproducible
         with recorded(f"train/seed{seed}") as profile:
             started = time.perf_counter()
-            result = fit(model, (x, y), (xv, yv), config, on_epoch=log)
+            checkpoint = Checkpointing(
+                checkpoint_path(seed), fingerprint(params, seed, classes, (x, y), (xv, yv))
+            )
+            result = fit(model, (x, y), (xv, yv), config, on_epoch=log, checkpoint=checkpoint)
             seconds = time.perf_counter() - started
-            profile["samples_per_s"] = round(len(x) * result.epochs_run / seconds, 1)
+            ran = result.epochs_run - result.resumed_from_epoch
+            profile["samples_per_s"] = round(len(x) * ran / seconds, 1)
+            profile["resumed_from_epoch"] = result.resumed_from_epoch
         live.summary["best_epoch"] = result.best_epoch
     description = {
         "kind": params.task.kind,
@@ -112,4 +122,21 @@ def run(params: Params, seed: int) -> dict:
     with atomic_dir(model_dir(seed)) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / WEIGHTS)
         write_json(tmp / DESCRIPTION, description)
+    shutil.rmtree(checkpoint_path(seed).parent, ignore_errors=True)
     return description
+
+
+def checkpoint_path(seed: int) -> Path:
+    """The head's training state after its last epoch: a killed run resumes from it."""
+    return Path("data/checkpoints/train") / f"seed{seed}" / "head.pt"
+
+
+def fingerprint(params: Params, seed: int, classes: list[str], *data: tuple) -> str:
+    """What decides a training run: its params, seed, classes and the exact tensors."""
+    digest = hashlib.sha256(
+        json.dumps([asdict(params.train), asdict(params.task), seed, classes]).encode()
+    )
+    for tensors in data:
+        for tensor in tensors:
+            digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
