@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from avgate.models.fusion import ConcatFusion, GatedFusion
-from avgate.models.heads import MLPHead
+from avgate.models.heads import MLPHead, set_standardisation
 from avgate.models.pooling import LayerWeightedSum, LinearHead
 
 
@@ -88,9 +88,7 @@ class FusedHead(nn.Module):
             )
 
     def set_standardisation(self, x: torch.Tensor) -> None:
-        std = x.std(dim=0)
-        self.mean.copy_(x.mean(dim=0))
-        self.scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+        set_standardisation(self, x)
 
     def modality_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each modality's features after standardisation and layer weighting."""

@@ -12,6 +12,14 @@ import torch
 from torch import nn
 
 
+def set_standardisation(module: nn.Module, x: torch.Tensor) -> None:
+    """Fill `module`'s `mean` and `scale` buffers from training features `x` (n, d); constant
+    features get scale 1."""
+    std = x.std(dim=0)
+    module.mean.copy_(x.mean(dim=0))
+    module.scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+
+
 class MLPHead(nn.Module):
     """Standardise features with training statistics, then Linear-ReLU-Dropout-Linear.
 
@@ -31,9 +39,7 @@ class MLPHead(nn.Module):
 
     def set_standardisation(self, x: torch.Tensor) -> None:
         """Take mean and scale from the training features (constant features get scale 1)."""
-        std = x.std(dim=0)
-        self.mean.copy_(x.mean(dim=0))
-        self.scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+        set_standardisation(self, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.scale)

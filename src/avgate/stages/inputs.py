@@ -134,20 +134,25 @@ def pool_clips(x: np.ndarray, index: pd.DataFrame) -> tuple[np.ndarray, np.ndarr
     return clip_ids, means, np.maximum.reduceat(x, starts, axis=0)
 
 
+def second_labels(params: Params, index: pd.DataFrame) -> np.ndarray:
+    """The `segments.parquet` label of each (clip_id, t) row of `index`."""
+    path = params.data.interim_dir / "segments.parquet"
+    labelled = index.merge(pd.read_parquet(path), on=["clip_id", "t"], how="left")
+    missing = labelled["label"].isna()
+    if missing.any():
+        first = labelled[missing].iloc[0]
+        raise StageError(
+            f"{path}: no label for clip {first.clip_id!r} second {first.t} "
+            f"({int(missing.sum())} rows); re-run ingest"
+        )
+    return labelled["label"].to_numpy()
+
+
 def examples(params: Params, split: str) -> Examples:
     """Features and labels of `split` for the task kind in params."""
     x, index = fused_embeddings(params, split)
     if params.task.kind == "event":
-        segments = pd.read_parquet(params.data.interim_dir / "segments.parquet")
-        labelled = index.merge(segments, on=["clip_id", "t"], how="left")
-        missing = labelled["label"].isna()
-        if missing.any():
-            first = labelled[missing].iloc[0]
-            raise StageError(
-                f"{params.data.interim_dir / 'segments.parquet'}: no label for clip "
-                f"{first.clip_id!r} second {first.t} ({int(missing.sum())} rows); re-run ingest"
-            )
-        return Examples(x, labelled["label"].to_numpy(), index)
+        return Examples(x, second_labels(params, index), index)
     clip_ids, means, maxima = pool_clips(x, index)
     pooled = np.concatenate([means, maxima], axis=1)
     manifest = pd.read_parquet(params.data.interim_dir / "manifest.parquet")

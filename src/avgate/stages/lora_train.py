@@ -55,7 +55,7 @@ from avgate.models.lora import (
     wrap_lora,
 )
 from avgate.stages import StageError
-from avgate.stages.inputs import DESCRIPTION, live_dir, model_dir, usable_clips
+from avgate.stages.inputs import DESCRIPTION, live_dir, model_dir, second_labels, usable_clips
 from avgate.stages.profile import recorded
 from avgate.stages.train import encode
 from dvclive import Live
@@ -196,20 +196,6 @@ def split_clips(params: Params, split: str) -> SplitClips:
         index,
         labels,
     )
-
-
-def second_labels(params: Params, index: pd.DataFrame) -> np.ndarray:
-    """The `segments.parquet` label of each (clip_id, t) row of `index`."""
-    path = params.data.interim_dir / "segments.parquet"
-    labelled = index.merge(pd.read_parquet(path), on=["clip_id", "t"], how="left")
-    missing = labelled["label"].isna()
-    if missing.any():
-        first = labelled[missing].iloc[0]
-        raise StageError(
-            f"{path}: no label for clip {first.clip_id!r} second {first.t} "
-            f"({int(missing.sum())} rows); re-run ingest"
-        )
-    return labelled["label"].to_numpy()
 
 
 class ClipWindows(Dataset):
