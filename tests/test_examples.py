@@ -52,11 +52,11 @@ def test_fsdd_example_measures_a_leaky_random_split(project, tmp_path):
 
 
 def test_promote_demo_promotes_a_better_candidate_and_rejects_an_equal_one(project):
-    # The shipped plan with a 5-seed full test (the same protocol, half the training) and no
+    # The shipped plan with a 4-seed full test (the same protocol, less training) and no
     # per-class recall margin: the small demo's test split holds about 3 seconds of some
     # classes, so one second moves that class's recall by 0.33, beyond the 0.15 margin.
     plan = yaml.safe_load((project / "gates.yaml").read_text())
-    plan["stages"][1]["seeds"] = [0, 1, 2, 3, 4]
+    plan["stages"][1]["seeds"] = [0, 1, 2, 3]
     plan["stages"][1]["non_inferiority"] = {"ece": 0.03}
     (project / "gates.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
     commit(project, "a lighter plan for the test")

@@ -184,7 +184,7 @@ def test_a_queue_of_two_runs_in_parallel_from_a_fresh_clone(pushed, tmp_path):
     clone = tmp_path / "dave"
     sh(tmp_path, "git", "clone", "-q", "-b", "main", str(bare), str(clone))
     sh(clone, "dvc", "pull")
-    sh(clone, "dvc", "exp", "run", "--queue", "-S", "train.lr=0.002,0.003")
+    sh(clone, "dvc", "exp", "run", "--queue", "-S", "train.lr=0.002,0.003", "-S", "train.seeds=[0]")
     sh(clone, "dvc", "queue", "start", "-j", "2")
     deadline = time.monotonic() + 600
     while "Success" not in sh(clone, "dvc", "queue", "status") or any(
