@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from avgate.gating.promote import start_queue
 from tests.conftest import write_params
 from tests.scratch import commit, scratch_project, sh
 
@@ -185,7 +186,8 @@ def test_a_queue_of_two_runs_in_parallel_from_a_fresh_clone(pushed, tmp_path):
     sh(tmp_path, "git", "clone", "-q", "-b", "main", str(bare), str(clone))
     sh(clone, "dvc", "pull")
     sh(clone, "dvc", "exp", "run", "--queue", "-S", "train.lr=0.002,0.003", "-S", "train.seeds=[0]")
-    sh(clone, "dvc", "queue", "start", "-j", "2")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    start_queue(2, cwd=clone, env=env)  # returns at once: no pipe of ours stays with the workers
     deadline = time.monotonic() + 600
     while "Success" not in sh(clone, "dvc", "queue", "status") or any(
         state in sh(clone, "dvc", "queue", "status") for state in ("Queued", "Running")

@@ -132,7 +132,7 @@ class Promotion:
             f"queued {len(names)} candidate(s) on {spec.selection['split']} seeds "
             f"{spec.selection['seeds']}: {', '.join(names)}"
         )
-        self.sh("dvc", "queue", "start", "-j", str(self.jobs))
+        start_queue(self.jobs)
         return names
 
     def experiments(self) -> dict[str, dict]:
@@ -266,6 +266,21 @@ class Promotion:
         self.sh("git", "add", "-A", "--", *RESULTS, str(SPEC))
         self.sh("git", "commit", "-q", "-m", f"Move the baseline pin from {old} to {tag}")
         self.say(f"baseline pin moved: {SPEC} baseline {old} -> {tag}")
+
+
+def start_queue(jobs: int, cwd: str | Path | None = None, env: dict | None = None) -> None:
+    """`dvc queue start -j jobs`, its output not captured: the workers it leaves running keep
+    any captured pipe open, and waiting for that pipe's end would wait for the idle workers."""
+    done = subprocess.run(
+        ["dvc", "queue", "start", "-j", str(jobs)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=cwd,
+        env=env,
+    )
+    if done.returncode != 0:
+        raise PromotionError(f"`dvc queue start -j {jobs}` failed (exit {done.returncode})")
 
 
 def pin_baseline(text: str, tag: str) -> str:
