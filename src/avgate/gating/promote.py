@@ -137,13 +137,23 @@ class Promotion:
 
     def experiments(self) -> dict[str, dict]:
         """Name -> exp show entry (params, metrics, executor) of each experiment on HEAD."""
-        rows = json.loads(self.sh("dvc", "exp", "show", "--json").stdout)
+        rows = json.loads(self.exp_show())
         found = {}
         for row in rows:
             for group in row.get("experiments") or []:
                 for rev in group["revs"]:
                     found[rev["name"]] = rev | {"executor": group.get("executor")}
         return found
+
+    def exp_show(self, attempts: int = 10) -> str:
+        """`dvc exp show --json`, retried: while a queue worker sets up an experiment's copy,
+        exp show can fail on the half-made folder (a transient DVC error)."""
+        for _ in range(attempts - 1):
+            done = self.sh("dvc", "exp", "show", "--json", check=False)
+            if done.returncode == 0:
+                return done.stdout
+            time.sleep(self.poll_seconds)
+        return self.sh("dvc", "exp", "show", "--json").stdout
 
     def wait(self, names: list[str]) -> dict[str, dict]:
         """Poll `dvc exp show` until every queued experiment succeeded or failed."""
