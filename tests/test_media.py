@@ -111,6 +111,20 @@ def test_stereo_wav_decodes_to_mono_at_resampled_rate(tmp_path):
     assert np.abs(audio).max() == pytest.approx(0.5, abs=0.02)
 
 
+@pytest.mark.parametrize("native", [8000, 22050, 44100, 48000])
+def test_resampling_matches_scipy_resample_poly_bit_for_bit(tmp_path, native):
+    """decode_audio designs each rate pair's filter once; the samples are scipy's own."""
+    import soundfile
+    from scipy.signal import resample_poly
+
+    rng = np.random.default_rng(native)
+    samples = rng.uniform(-0.5, 0.5, native * 3 // 4).astype(np.float32)
+    soundfile.write(tmp_path / "noise.wav", samples, native, subtype="FLOAT")
+    factor = np.gcd(native, 16000)
+    expected = resample_poly(samples, 16000 // factor, native // factor).astype(np.float32)
+    np.testing.assert_array_equal(decode_audio(tmp_path / "noise.wav", 16000), expected)
+
+
 @pytest.mark.parametrize(
     ("duration", "seconds"), [(9.98, 10), (10.4, 10), (10.6, 11), (0.2, 1), (0.0, 1)]
 )
