@@ -53,3 +53,20 @@ def test_frames_features_see_the_foreground_not_the_tint():
     colour = [f[5:, 1:4] for f in features]  # mean foreground colour: the square's, any tint
     np.testing.assert_allclose(colour[0], colour[1], atol=0.02)
     assert features[0].shape[1] == encoder.dim == 3 * 8 + 16 + 11
+
+
+def test_logmel_agrees_with_torchaudio_melspectrogram_and_torch_std(tmp_path):
+    """The fused transform is a faster route to the same numbers as the library's."""
+    import torch
+    import torchaudio
+
+    rng = np.random.default_rng(0)
+    audio = torch.from_numpy(rng.normal(0, 0.1, (3, 32000)).astype(np.float32))
+    encoder = LogmelEncoder(16000, 40, 400, 160, segments=2)
+    mel = torchaudio.transforms.MelSpectrogram(16000, n_fft=400, hop_length=160, n_mels=40)
+    reference = torch.log(mel(audio) + 1e-6)
+    assert torch.allclose(encoder.logmel(audio), reference, atol=1e-4)
+    frames = reference[:, :, :200].reshape(3, 40, 2, 100)
+    halves = frames.reshape(3, 40, 2, 2, 50).mean(dim=4).permute(0, 2, 3, 1).reshape(3, 2, 80)
+    expected = torch.cat([halves, frames.std(dim=3).permute(0, 2, 1)], dim=2).numpy()
+    np.testing.assert_allclose(encoder._features(audio, 2), expected, atol=1e-4)

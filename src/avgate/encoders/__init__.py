@@ -48,7 +48,7 @@ class Encoder(Protocol):
 
 
 REGISTRY: dict[str, Callable[[EmbedParams], Encoder]] = {
-    "logmel": lambda p: LogmelEncoder(**vars(p.logmel)),
+    "logmel": lambda p: LogmelEncoder(**vars(p.logmel), device=p.device),
     "frames": lambda p: FramesEncoder(**vars(p.frames)),
 }
 

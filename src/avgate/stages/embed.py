@@ -4,7 +4,9 @@ Each clip is embedded once per encoder configuration: the embeddings store
 (`embed.cache_dir`, keyed by the clip's sha256 and the encoder's identity) keeps every clip
 ever embedded, so after adding or changing clips a re-run embeds only those and copies the rest.
 Clips are decoded in DataLoader worker processes; encoders with a model (`batched`) embed in the
-main process on `embed.device`, in batches of about `embed.batch_seconds` seconds of media.
+main process on `embed.device`, in batches of about `embed.batch_seconds` seconds of media. A
+light transform (`logmel`) runs there too when the main process has a core or a GPU of its own,
+so decoding and transforming overlap; otherwise the workers transform what they decode.
 
 Under `torchrun --nproc_per_node=N avgate embed --encoder X` each rank embeds its share of the
 missing clips into a shard of its own; rank 0 then writes the split arrays in index order, so
@@ -13,9 +15,11 @@ the result equals the single-process run's.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,24 +38,52 @@ from avgate.stages.inputs import SPLITS, embedding_dir, usable_clips
 from avgate.stages.profile import recorded
 
 LOAD_CHUNK = 16  # clips per worker message: one message per clip costs more than a short decode
+MAIN_KEEPS_UP_WITH = 2  # workers whose decoded audio one CPU core log-mels as fast (bench/embed)
 
 
-def in_main(encoder: Encoder) -> bool:
-    """True for encoders whose model runs in the main process (on `device`) on loaded clips."""
-    return getattr(encoder, "batched", False) and getattr(encoder, "runs_model", True)
+def in_main(encoder: Encoder, workers: int) -> bool:
+    """True where the encoder's `embed` runs in the main process (on `device`) on loaded clips:
+    always for a model; for a `light` transform, on a GPU, or on a CPU core the workers leave
+    free as long as it keeps up with them (up to MAIN_KEEPS_UP_WITH workers; with more, each
+    worker transforms what it decodes).
+    """
+    if not getattr(encoder, "batched", False):
+        return False
+    if not getattr(encoder, "light", False):
+        return True
+    if encoder.device.type != "cpu":
+        return True
+    return workers < usable_cores() and workers <= MAIN_KEEPS_UP_WITH
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity, which containers and taskset narrow)."""
+    return len(os.sched_getaffinity(0))
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` torch threads in this process."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class ClipChunks(Dataset):
     """Item c: [(i, rows)] for the clips of chunk c, where rows are the clip's embedding, or the
-    clip as `encoder.load` decodes it when the model runs in the main process (`in_main`).
+    clip as `encoder.load` decodes it when `main` (the encoder runs in the main process).
 
-    A worker embeds a whole chunk at once, so a batched CPU encoder (`logmel`) batches there.
+    Otherwise a worker embeds a whole chunk at once, so a light batched encoder batches there.
     """
 
-    def __init__(self, paths: list[str], seconds: list[int], encoder: Encoder) -> None:
+    def __init__(self, paths: list[str], seconds: list[int], encoder: Encoder, main: bool) -> None:
         self.paths = paths
         self.seconds = seconds
         self.encoder = encoder
+        self.main = main
         self.chunks = [
             range(i, min(i + LOAD_CHUNK, len(paths))) for i in range(0, len(paths), LOAD_CHUNK)
         ]
@@ -64,13 +96,17 @@ class ClipChunks(Dataset):
         if not getattr(encoder, "batched", False):
             return [(i, encoder.embed_seconds(self.paths[i], self.seconds[i])) for i in members]
         loaded = [encoder.load(self.paths[i], self.seconds[i]) for i in members]
-        return list(
-            zip(members, loaded if in_main(encoder) else encoder.embed(loaded), strict=True)
-        )
+        return list(zip(members, loaded if self.main else encoder.embed(loaded), strict=True))
 
 
 def _one_thread(_: int) -> None:
     torch.set_num_threads(1)
+
+
+def _as_is(chunk: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
+    """Keep a chunk's arrays as they are: DataLoader's default turns each into a tensor in its own
+    shared-memory segment, which costs more than a short clip's decode and transform."""
+    return chunk
 
 
 def _batches(
@@ -99,15 +135,41 @@ def embed_clips(
     desc: str,
 ) -> None:
     """Embed every clip, calling `write(i, rows)` with clip i's (seconds, dim) rows."""
-    dataset = ClipChunks(paths, seconds, encoder)
-    loader = DataLoader(dataset, batch_size=None, num_workers=workers, worker_init_fn=_one_thread)
-    model = in_main(encoder)
-    with tqdm(total=len(paths), desc=desc, unit="clip") as bar:
-        for batch in _batches(loader, seconds, batch_seconds if model else 1):
-            rows = encoder.embed([x for _, x in batch]) if model else [x for _, x in batch]
+    main = in_main(encoder, workers)
+    threads = torch.get_num_threads()
+    if not main:
+        batch_seconds = 1  # the workers embedded: pass each clip on as it comes
+    elif getattr(encoder, "light", False) and encoder.device.type == "cpu":
+        batch_seconds = LOAD_CHUNK  # larger batches gain a light CPU transform nothing
+        threads = 1  # the workers are busy decoding: more threads would spin against them
+    dataset = ClipChunks(paths, seconds, encoder, main)
+    ahead = {"prefetch_factor": prefetch(seconds, batch_seconds, workers)} if workers else {}
+    loader = DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=workers,
+        worker_init_fn=_one_thread,
+        collate_fn=_as_is,
+        **ahead,
+    )
+    with tqdm(total=len(paths), desc=desc, unit="clip") as bar, torch_threads(threads):
+        for batch in _batches(loader, seconds, batch_seconds):
+            rows = encoder.embed([x for _, x in batch]) if main else [x for _, x in batch]
             for (i, _), clip_rows in zip(batch, rows, strict=True):
                 write(i, np.asarray(clip_rows))
             bar.update(len(batch))
+
+
+def prefetch(seconds: list[int], batch_seconds: int, workers: int) -> int:
+    """Chunks each worker may load ahead: enough for the workers to go on decoding a whole batch
+    while the main process embeds the last one (with torch's default of 2, a worker waits).
+
+    >>> prefetch([1] * 160, 64, 1)  # 16-s chunks, 4 to a batch
+    5
+    """
+    chunk_seconds = max(1.0, sum(seconds) / max(1, math.ceil(len(seconds) / LOAD_CHUNK)))
+    per_batch = math.ceil(batch_seconds / chunk_seconds)
+    return max(2, math.ceil((per_batch + 1) / workers))
 
 
 def _rank() -> tuple[int, int]:
