@@ -6,6 +6,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 import torch
@@ -448,22 +449,35 @@ def test_crepe_bad_params_name_the_key(params, message):
         CrepeEncoder(**params)
 
 
-def test_embed_stage_runs_pretrained_sections(project, models):
+def test_embed_stage_and_heads_run_on_saved_wavlm_ast_and_clip(project, models):
     from avgate.encoders import build
     from avgate.stages import embed, ingest, split
-    from tests.conftest import write_params
+    from tests.conftest import train_every_seed, write_params
 
     sections = {
         "wavlm": {"encoder": f"hf-audio:{models / 'wavlm'}", "layer": "all"},
+        "ast": {"encoder": f"hf-audio:{models / 'ast'}", "layer": "last"},
         "clipv": {"encoder": f"hf-vision:{models / 'clip-vision'}", "fps": 1, "size": 32},
     }
     embed_params = {"encoders": list(sections), "workers": 1, "device": "cpu", "batch_seconds": 8}
-    params = write_params(project, {"embed": {**embed_params, "dtype": "float16", **sections}})
+    train_params = {"seeds": [0], "fusion": "gated", "max_epochs": 4}
+    params = write_params(
+        project,
+        {"embed": {**embed_params, "dtype": "float16", **sections}, "train": train_params},
+    )
     ingest.run(params)
     split.run(params)
     metas = {name: embed.run(params, name) for name in sections}
     assert (metas["wavlm"]["n_layers"], metas["wavlm"]["layer_dim"]) == (3, 32)
+    assert metas["ast"]["architecture"] == "ASTModel" and metas["ast"]["dim"] == 32
     assert metas["wavlm"]["modality"] == "audio" and metas["clipv"]["modality"] == "visual"
+    train_every_seed(params)
+    head = json.loads((project / "models/seed0/head.json").read_text())
+    blocks = [(b["encoder"], b["n_layers"]) for b in head["architecture"]["blocks"]]
+    assert blocks == [("wavlm", 3), ("ast", 1), ("clipv", 1)]
+    assert set(head["gates"]) == {"audio", "visual"}
+    table = pd.read_parquet(project / "predictions/seed0/test.parquet")
+    assert len(table) and np.isfinite(table.filter(like="logit_").to_numpy()).all()
     for name, meta in metas.items():
         array = np.load(project / f"data/embeddings/{name}/test.npy")
         assert array.dtype == np.float16 and array.shape == (meta["rows"]["test"], meta["dim"])

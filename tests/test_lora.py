@@ -323,3 +323,49 @@ def test_resuming_from_a_checkpoint_matches_an_uninterrupted_run(wavlm_path, dat
     expected = model.state_dict()
     for name, value in resumed.state_dict().items():
         assert torch.equal(value, expected[name]), name
+
+
+def test_whisper_pools_only_the_positions_that_hold_the_audio(tmp_path_factory, tmp_path):
+    """Whisper pads every input to 30 s: averaging the padding would drown the second."""
+    from transformers import Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
+
+    from avgate.encoders.hf_audio import audio_share
+
+    assert audio_share(WhisperFeatureExtractor(), 16000) == pytest.approx(1 / 30)
+    assert audio_share(Wav2Vec2FeatureExtractor(), 16000) == 1.0
+    path = saved(tmp_path_factory, "whisper", ENCODERS["whisper"])
+    model = AudioClassifier(
+        load_encoder(path), N_CLASSES, featurize=FEATURIZE["whisper"], audio_share=0.2
+    )
+    waves = torch.randn(2, SAMPLES)
+    with torch.no_grad():
+        hidden = model.encoder(**model.encoder_inputs(waves)).last_hidden_state
+        expected = model.head(hidden[:, : int(np.ceil(hidden.shape[1] * 0.2))].mean(dim=1))
+        everything = model.head(hidden.mean(dim=1))
+    assert torch.allclose(logits(model, waves), expected, atol=1e-6)
+    assert not torch.allclose(expected, everything, atol=1e-3)
+    wrapped = wrap_lora(model, resolve_targets(model.encoder, "attention"), 2, 4, 0.0)
+    save_adapter(wrapped, tmp_path / "adapter")
+    loaded = load_adapter(path, tmp_path / "adapter", featurize=FEATURIZE["whisper"])
+    assert loaded.audio_share == 0.2
+    assert torch.equal(logits(loaded, waves), logits(wrapped, waves))
+
+
+@pytest.mark.parametrize("arch", ["ast", "whisper"])
+def test_spectrogram_encoders_train_their_adapters_and_reload(tmp_path_factory, tmp_path, arch):
+    """AST and Whisper take log-mel frames: LoRA trains and saves them like WavLM."""
+    path = saved(tmp_path_factory, f"{arch}-train", ENCODERS[arch])
+    torch.manual_seed(0)
+    model = AudioClassifier(load_encoder(path), N_CLASSES, "mean", FEATURIZE[arch])
+    model = wrap_lora(model, resolve_targets(model.encoder, "attention_mlp"), 4, 8, 0.0)
+    waves = torch.randn(4, SAMPLES, generator=torch.Generator().manual_seed(1))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    losses = train_steps(model, [(waves, torch.tensor([0, 1, 2, 1]))] * 3,
+                         torch.optim.AdamW(model.parameters(), lr=1e-2))  # fmt: skip
+    assert all(np.isfinite(losses))
+    after = model.state_dict()
+    for name, p in model.named_parameters():
+        assert torch.equal(after[name], before[name]) != p.requires_grad, name
+    save_adapter(model, tmp_path / "adapter")
+    loaded = load_adapter(path, tmp_path / "adapter", featurize=FEATURIZE[arch])
+    assert torch.equal(logits(loaded, waves), logits(model, waves))

@@ -150,9 +150,16 @@ class HFAudioEncoder:
 
     def _pool(self, state: torch.Tensor) -> torch.Tensor:
         """Mean over the time positions that hold the window: (W, T, H) -> (W, H)."""
-        padded = getattr(self.extractor, "n_samples", None)
-        share = min(1.0, self.sample_rate / padded) if padded else 1.0
+        share = audio_share(self.extractor, self.sample_rate)
         return state[:, : math.ceil(state.shape[1] * share)].mean(dim=1)
+
+
+def audio_share(extractor: Any, sample_rate: int) -> float:
+    """The share of a model's time positions that hold a 1-s input: 1/30 for Whisper, whose
+    feature extractor pads every input to 30 s (`n_samples`); 1 for models that take it as is.
+    """
+    padded = getattr(extractor, "n_samples", None)
+    return min(1.0, sample_rate / padded) if padded else 1.0
 
 
 def audio_tower(model: torch.nn.Module) -> torch.nn.Module:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import random
 import tempfile
@@ -106,7 +107,9 @@ class AudioClassifier(nn.Module):
 
     `featurize` maps waveforms `(B, samples)` to the encoder's input (e.g. log-mel frames for
     AST or Whisper); without it the waveforms go in as they are (WavLM, wav2vec 2.0, HuBERT).
-    Clips in a batch have equal length (no padding mask).
+    Clips in a batch have equal length (no padding mask). Only the first `audio_share` of the
+    hidden positions are pooled: those that hold the audio where the feature extractor pads
+    every input (Whisper: 1 s of 30 s, see `hf_audio.audio_share`).
     """
 
     def __init__(
@@ -115,6 +118,7 @@ class AudioClassifier(nn.Module):
         n_classes: int,
         pooling: str = "mean",
         featurize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        audio_share: float = 1.0,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -123,7 +127,7 @@ class AudioClassifier(nn.Module):
         self.encoder = encoder
         self.input_name = encoder.main_input_name
         self.featurize = featurize
-        self.n_classes, self.pooling = n_classes, pooling
+        self.n_classes, self.pooling, self.audio_share = n_classes, pooling, audio_share
         self.pool = AttentionPooling(dim) if pooling == "attention" else MeanPooling()
         self.head = LinearHead(dim, n_classes)
 
@@ -134,6 +138,7 @@ class AudioClassifier(nn.Module):
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(**self.encoder_inputs(waveforms)).last_hidden_state
+        hidden = hidden[:, : math.ceil(hidden.shape[1] * self.audio_share)]
         return self.head(self.pool(hidden))
 
     def per_second_logits(self, windows: torch.Tensor) -> torch.Tensor:
@@ -262,7 +267,11 @@ def save_adapter(model: AudioClassifier, folder: Path) -> None:
         for name in HEAD_MODULES
         for key, value in getattr(model, name).state_dict().items()
     }
-    metadata = {"n_classes": str(model.n_classes), "pooling": model.pooling}
+    metadata = {
+        "n_classes": str(model.n_classes),
+        "pooling": model.pooling,
+        "audio_share": repr(model.audio_share),
+    }
     save_file(head, folder / HEAD_FILE, metadata=metadata)
 
 
@@ -278,7 +287,11 @@ def load_adapter(
     with safe_open(folder / HEAD_FILE, framework="pt") as f:
         metadata = f.metadata()
     model = AudioClassifier(
-        load_encoder(base_path), int(metadata["n_classes"]), metadata["pooling"], featurize
+        load_encoder(base_path),
+        int(metadata["n_classes"]),
+        metadata["pooling"],
+        featurize,
+        float(metadata.get("audio_share", 1.0)),
     )
     model.encoder = PeftModel.from_pretrained(model.encoder, folder, is_trainable=trainable)
     _route_weight_reads(model.encoder)

@@ -35,7 +35,13 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import AutoFeatureExtractor, PreTrainedModel
 
 from avgate.config import PARAMS_FILE, ConfigError, Params
-from avgate.encoders.hf_audio import fit_waveform, resolve_device, versions, weights_identity
+from avgate.encoders.hf_audio import (
+    audio_share,
+    fit_waveform,
+    resolve_device,
+    versions,
+    weights_identity,
+)
 from avgate.files import atomic_dir, atomic_path, read_json, write_json
 from avgate.media import decode_audio, seconds_in
 from avgate.models.fit import SELECTION_METRICS, pin_determinism
@@ -500,7 +506,8 @@ def train(params: Params, seed: int) -> dict:
     classes, clips, data = training_data(params, featurize)
     identity = base_identity(base, encoder)
     model_type = encoder.config.model_type
-    model = AudioClassifier(encoder, len(classes), lora.pooling)
+    share = audio_share(featurize.extractor, featurize.sample_rate)
+    model = AudioClassifier(encoder, len(classes), lora.pooling, audio_share=share)
     model = wrap_lora(model, targets, lora.r, lora.alpha, lora.dropout)
     equivalence = run_checks(model, data[0][0][0][:CHECK_WINDOWS], base)
     device = resolve_device(params.embed.device, "embed")
