@@ -11,28 +11,34 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from avgate.config import ConfigError, Params
-from avgate.datasets.checks import DatasetError
-from avgate.gating.ledger import LedgerError
-from avgate.gating.pairing import UnpairedError
-from avgate.gating.promote import PromotionError
-from avgate.gating.revisions import RevisionError
-from avgate.gating.spec import SpecError
-from avgate.media import MediaError
-from avgate.stages import StageError
+from avgate.config import Params
 
-USER_ERRORS = (
-    ConfigError,
-    DatasetError,
-    MediaError,
-    StageError,
-    FileNotFoundError,
-    SpecError,
-    LedgerError,
-    UnpairedError,
-    RevisionError,
-    PromotionError,
+# Errors a user can fix, by name: importing their modules here would load pandas, scipy.stats,
+# PyAV and dvc.api into every stage's process, a second or more each time DVC runs one.
+USER_ERRORS = frozenset(
+    {
+        "avgate.config.ConfigError",
+        "avgate.datasets.checks.DatasetError",
+        "avgate.media.MediaError",
+        "avgate.stages.StageError",
+        "avgate.gating.spec.SpecError",
+        "avgate.gating.ledger.LedgerError",
+        "avgate.gating.pairing.UnpairedError",
+        "avgate.gating.revisions.RevisionError",
+        "avgate.gating.promote.PromotionError",
+        "builtins.FileNotFoundError",
+    }
 )
+
+
+def is_user_error(error: BaseException) -> bool:
+    """True for an error whose message tells the user the fix (one of USER_ERRORS, or a subclass).
+
+    >>> from avgate.config import ConfigError
+    >>> is_user_error(ConfigError("params.yaml: x")), is_user_error(KeyError("x"))
+    (True, False)
+    """
+    return any(f"{c.__module__}.{c.__qualname__}" in USER_ERRORS for c in type(error).__mro__)
 
 
 def _demo_data(args: argparse.Namespace, params: Params) -> None:
@@ -213,7 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         params = Params.load(args.params)
         args.handler(args, params)
-    except USER_ERRORS as error:
+    except Exception as error:
+        if not is_user_error(error):
+            raise
         print(f"avgate {args.command}: error: {error}", file=sys.stderr)
         return 1
     return 0
