@@ -23,10 +23,17 @@ def project(tmp_path):
     shutil.copytree(REPO / "examples", root / "examples")
     for name in ("Makefile", "requirements.lock", "pyproject.toml"):
         shutil.copy2(REPO / name, root / name)  # keeps mtimes: make sees .venv as current
-    (root / ".venv").symlink_to(REPO / ".venv")
+    venv = root / ".venv"  # the project's environment, with a stamp of its own: `make` in the
+    venv.mkdir()  # copy must never re-install (that would point the editable install here)
+    for entry in (REPO / ".venv").iterdir():
+        if entry.name != ".installed":
+            (venv / entry.name).symlink_to(entry)
+    (venv / ".installed").touch()
     write_params(root, {"demo": {"workers": 0}, "train": {"seeds": [0, 1]}})
     commit(root, "examples and small params")
-    return root
+    yield root
+    for editable in (REPO / ".venv").glob("lib/python*/site-packages/__editable__.avgate*.pth"):
+        assert editable.read_text().strip() == str(REPO / "src"), "an example re-installed avgate"
 
 
 def test_esc50_example_runs_on_the_predefined_folds(project, tmp_path):
