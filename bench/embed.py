@@ -92,21 +92,20 @@ def main() -> None:
     params = EmbedParams(device="cpu", models={"crepe": {"encoder": "crepe", "model": "tiny"}})
     logmel = build("logmel", params)
     print(f"{len(paths)} FSDD files, {cores} usable CPU cores")
-    rates = {}
+    lines, best = [], 0.0
     for workers in args.workers:
         decode = rate(DecodeOnly(), paths, workers)
-        rates[workers] = rate(logmel, paths, workers)
+        embedded = rate(logmel, paths, workers)
+        best = max(best, embedded)
         where = "main process" if in_main(logmel, workers) else "workers"
-        rates[workers, "line"] = (
-            f"{workers} workers: decode-only {decode:7.1f} clips/s, logmel {rates[workers]:7.1f} "
-            f"clips/s (transform in the {where}): {rates[workers] / decode:4.2f} x decode-only "
+        lines.append(
+            f"{workers} workers: decode-only {decode:7.1f} clips/s, logmel {embedded:7.1f} "
+            f"clips/s (transform in the {where}): {embedded / decode:4.2f} x decode-only "
             "(target >= 0.8)"
         )
     crepe = rate(build("crepe", params), paths[: args.crepe_clips], max(args.workers))
     plain = librosa_rate(paths[: args.librosa_clips])
-    for workers in args.workers:
-        print(rates[workers, "line"])
-    best = max(rates[w] for w in args.workers)
+    print("\n".join(lines))
     print(f"librosa loop {plain:7.1f} clips/s ({args.librosa_clips} clips, one process)")
     times = best / plain
     print(f"best logmel  {best:7.1f} clips/s: {times:5.1f} x the librosa loop (target >= 10)")

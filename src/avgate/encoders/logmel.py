@@ -17,7 +17,7 @@ import torchaudio
 
 from avgate import media
 from avgate.config import ConfigError
-from avgate.encoders.hf_audio import resolve_device
+from avgate.encoders.hf_audio import fit_waveform, resolve_device
 
 LOG_FLOOR = 1e-6
 SUB_BATCH = 16  # clips per transform on the CPU: the intermediates stay in the cache
@@ -87,8 +87,7 @@ class LogmelEncoder:
     def load(self, path: str | Path, n_seconds: int) -> np.ndarray:
         """The clip's audio at `sample_rate`, cut or zero-padded to `n_seconds`."""
         audio = media.decode_audio(path, self.sample_rate)
-        samples = n_seconds * self.sample_rate
-        return np.pad(audio[:samples], (0, max(0, samples - len(audio))))
+        return fit_waveform(audio, n_seconds * self.sample_rate)
 
     def embed(self, batch: list[np.ndarray]) -> list[np.ndarray]:
         """(n_seconds, dim) rows of each loaded clip; clips of equal length share a transform, up

@@ -49,11 +49,14 @@ def in_main(encoder: Encoder, workers: int) -> bool:
     """
     if not getattr(encoder, "batched", False):
         return False
-    if not getattr(encoder, "light", False):
-        return True
-    if encoder.device.type != "cpu":
+    if not light_on_cpu(encoder):
         return True
     return workers < usable_cores() and workers <= MAIN_KEEPS_UP_WITH
+
+
+def light_on_cpu(encoder: Encoder) -> bool:
+    """A light transform (no model) computed on the CPU."""
+    return getattr(encoder, "light", False) and encoder.device.type == "cpu"
 
 
 def usable_cores() -> int:
@@ -139,7 +142,7 @@ def embed_clips(
     threads = torch.get_num_threads()
     if not main:
         batch_seconds = 1  # the workers embedded: pass each clip on as it comes
-    elif getattr(encoder, "light", False) and encoder.device.type == "cpu":
+    elif light_on_cpu(encoder):
         batch_seconds = LOAD_CHUNK  # larger batches gain a light CPU transform nothing
         threads = 1  # the workers are busy decoding: more threads would spin against them
     dataset = ClipChunks(paths, seconds, encoder, main)
