@@ -1,6 +1,11 @@
 """Shared fixtures: a small demo dataset generated once per session, and project folders."""
+# ruff: noqa: E402 (the CPU kernels are pinned before anything loads torch)
 
 from __future__ import annotations
+
+from avgate.numerics import pin_environment
+
+pin_environment()  # before torch loads: the in-process stage runs get the stages' CPU kernels
 
 import shutil
 from pathlib import Path

@@ -20,6 +20,7 @@ from transformers import (
 
 from avgate.config import ConfigError
 from avgate.models.lora import (
+    EQUIVALENCE_TOLERANCE,
     TARGET_PRESETS,
     AudioClassifier,
     check_forward_equivalence,
@@ -200,7 +201,9 @@ def test_adapted_output_equals_the_base_output_at_initialisation(plain_path, dat
     model = AudioClassifier(load_encoder(plain_path), N_CLASSES, "attention")
     before = logits(model, data[0])
     wrap_lora(model, resolve_targets(model.encoder, "attention_mlp"), r=4, alpha=8, dropout=0.1)
-    assert torch.equal(logits(model, data[0]), before)  # LoRA B starts at zero
+    # LoRA B starts at zero; WavLM's attention then takes its unfused projection path, whose sums
+    # may round differently in the last bit (6e-8 with the pinned CPU kernels)
+    assert (logits(model, data[0]) - before).abs().max() < EQUIVALENCE_TOLERANCE
 
 
 def test_training_changes_adapters_and_head_but_no_base_weight(wavlm_path, data):
@@ -213,7 +216,7 @@ def test_training_changes_adapters_and_head_but_no_base_weight(wavlm_path, data)
     for name, p in model.named_parameters():
         assert torch.equal(after[name], before[name]) != p.requires_grad, name
 
-    assert check_forward_equivalence(model, data[0], wavlm_path) == 0.0
+    assert check_forward_equivalence(model, data[0], wavlm_path) < EQUIVALENCE_TOLERANCE
     reference = AudioClassifier(load_encoder(wavlm_path), N_CLASSES, "attention")
     reference.pool.load_state_dict(model.pool.state_dict())
     reference.head.load_state_dict(model.head.state_dict())

@@ -16,9 +16,9 @@ from safetensors.torch import load_file
 from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
 
 from avgate.config import ConfigError, Params
-from avgate.models.lora import TARGET_PRESETS, load_encoder
+from avgate.models.lora import EQUIVALENCE_TOLERANCE, TARGET_PRESETS, load_encoder
+from avgate.scoring import predictions_table
 from avgate.stages import StageError, ingest, lora_train, split
-from avgate.stages.evaluate import predictions_table
 from avgate.stages.lora_train import checkpoint_dir, predict, train
 from tests.conftest import write_params
 
@@ -100,7 +100,7 @@ def test_train_writes_the_adapter_and_its_description(trained, wavlm):
     assert description["base_model"] == str(wavlm)
     assert description["base_identity"]["weights"] == "local folder"
     assert description["target_modules"] == ["q_proj", "k_proj", "v_proj", "out_proj"]
-    assert description["forward_equivalence_max_abs_diff"] == 0.0
+    assert description["forward_equivalence_max_abs_diff"] < EQUIVALENCE_TOLERANCE
     assert description["epochs_run"] == 2 and description["best_epoch"] in (1, 2)
     assert not (root / checkpoint_dir(SEED)).exists()
     profile = json.loads((root / "data/profiles/train/seed0.json").read_text())

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from avgate.config import Params
+from avgate.numerics import pin_environment
 
 # Errors a user can fix, by name: importing their modules here would load pandas, scipy.stats,
 # PyAV and dvc.api into every stage's process, a second or more each time DVC runs one.
@@ -215,6 +216,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    pin_environment()
     args = parser().parse_args(argv)
     try:
         params = Params.load(args.params)

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from avgate.numerics import pin_torch
+
 
 @dataclass(frozen=True)
 class FitConfig:
@@ -36,13 +38,14 @@ class FitResult:
 
 
 def pin_determinism(seed: int, num_threads: int) -> None:
-    """Same seed, same params, same machine -> bit-identical results on CPU.
+    """Same seed, same params -> bit-identical results on CPU, on any x86-64 machine when the
+    process pinned its kernels first (`avgate.numerics`).
 
     Deterministic-algorithm mode only changes CUDA kernels, and switching it on imports
     torch._inductor (1.7 s a stage), so it is set only where CUDA is present.
     """
     torch.manual_seed(seed)
-    torch.set_num_threads(num_threads)
+    pin_torch(num_threads)
     if torch.cuda.is_available():
         torch.use_deterministic_algorithms(True)
 

@@ -29,7 +29,7 @@ from numpy.lib.format import open_memmap
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from avgate import media
+from avgate import media, numerics
 from avgate.config import Params
 from avgate.embedding_store import EmbeddingStore, Key
 from avgate.encoders import Encoder, build
@@ -257,10 +257,11 @@ def run(params: Params, encoder_name: str) -> dict | None:
 
 
 def _run(params: Params, encoder_name: str, rank: int, world: int) -> dict | None:
+    numerics.pin_torch()
     encoder = build(encoder_name, params.embed)
     clips = usable_clips(params)
     dtype = params.embed.dtype
-    identity = encoder.identity()
+    identity = encoder.identity() | {"cpu_kernels": numerics.PINNED}
     store = EmbeddingStore(params.embed.cache_dir, identity, encoder.dim, dtype)
     t0 = time.perf_counter()
     embedded = fill_store(store, clips, encoder, params, rank, world)

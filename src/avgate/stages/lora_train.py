@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from dvclive import Live
 from torch.utils.data import DataLoader, Dataset
 from transformers import AutoFeatureExtractor, PreTrainedModel
 
@@ -64,7 +65,6 @@ from avgate.stages import StageError
 from avgate.stages.inputs import DESCRIPTION, live_dir, model_dir, second_labels, usable_clips
 from avgate.stages.profile import recorded
 from avgate.stages.train import encode
-from dvclive import Live
 
 ADAPTER = "adapter"  # models/seed<seed>/adapter: what `save_adapter` writes
 CHECKPOINTS = Path("data/checkpoints/train")

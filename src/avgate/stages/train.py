@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from dvclive import Live
 from safetensors.torch import save_file
 
 from avgate.config import Params
@@ -33,7 +34,6 @@ from avgate.stages.inputs import (
     model_dir,
 )
 from avgate.stages.profile import recorded
-from dvclive import Live
 
 
 def encode(labels: np.ndarray, classes: list[str], split: str) -> torch.Tensor:
