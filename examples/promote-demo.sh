@@ -6,8 +6,11 @@
 #      promoted, tagged, the baseline pin moved to it;
 #   3. `avgate promote` with a candidate equal to the new baseline: rejected, with the stage
 #      and the criteria that stopped it.
-# It works on a branch of its own and comes back to the current branch at the end; the branch,
-# its tags and ledger entries stay for inspection (the last lines say how to delete them).
+# It works on a branch of its own and comes back to the current branch at the end; the branch
+# and its tags stay for inspection (the last lines say how to delete them). Its test looks are
+# real looks at the demo's test split: every look is committed to refs/avgate/ledger as it is
+# made, and at the end the current branch's gates/ledger.jsonl takes them in (one commit), so
+# that `avgate ledger verify` finds no look missing there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/avgate ] && export PATH="$PWD/.venv/bin:$PATH"
@@ -43,5 +46,8 @@ grep -h -E "promote: (PROMOTED|REJECTED)" /tmp/promote-demo-1.$$ /tmp/promote-de
 rm -f /tmp/promote-demo-1.$$ /tmp/promote-demo-2.$$
 git switch -q "$start"
 dvc checkout -q || true
+git show refs/avgate/ledger:gates/ledger.jsonl > gates/ledger.jsonl
+git commit -q -m "Ledger: the test looks of the promote demo ($stamp)" -- gates/ledger.jsonl
+avgate ledger verify
 echo "== back on $start; the demo left branch $branch and tags $baseline, demo-model-wide-$stamp"
 echo "   remove them with: git branch -D $branch && git tag -d $baseline demo-model-wide-$stamp"

@@ -15,7 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config",
                  ".dvc/.gitignore", ".dvc/plots", "data/raw/.gitignore", "src",
-                 "gates.yaml"]  # fmt: skip
+                 "gates.yaml", "gates/ledger.jsonl"]  # fmt: skip
 
 
 def sh(cwd: Path, *args: str) -> str:

@@ -4,9 +4,11 @@ diagnostics, efficiency, the run card and the report."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -23,7 +25,7 @@ from avgate.stages.inputs import WEIGHTS, model_dir
 from tests.conftest import run_until_train, train_every_seed, write_params
 
 
-def test_temperature_scaling_lowers_the_ece_of_an_overconfident_head(tmp_path, monkeypatch):
+def test_cross_fitted_temperature_lowers_the_ece_of_an_overconfident_head(tmp_path, monkeypatch):
     # The default demo's difficulty, large enough that validation estimates the temperature:
     # on the small easy demo validation is separable and says little about calibration.
     monkeypatch.chdir(tmp_path)
@@ -36,10 +38,22 @@ def test_temperature_scaling_lowers_the_ece_of_an_overconfident_head(tmp_path, m
     for name in ("net.3.weight", "net.3.bias"):  # the output layer: logits x 6, overconfident
         weights[name] = weights[name] * 6
     save_file(weights, model_dir(0) / WEIGHTS)
-    found = evaluate.run(params, seed=0)["calibration_test"]
-    assert found["temperature"] > 2
-    assert found["after"]["ece"] < found["before"]["ece"] * 0.8
+    found = evaluate.run(params, seed=0)["calibration_val"]
+    assert found["kept_temperature"] > 2 and min(found["fold_temperatures"]) > 2
+    assert found["after"]["ece"] < found["before"]["ece"] * 0.8  # on the held-out half each time
     assert found["after"]["nll"] < found["before"]["nll"]
+
+
+def test_scaling_that_worsens_held_out_nll_keeps_t_equal_to_one():
+    from avgate.calibration import cross_fitted_report
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    logits = np.eye(3)[y] * 4.0
+    logits[100:] = np.eye(3)[(y[100:] + 1) % 3] * 4.0  # the second half: confidently wrong
+    found = cross_fitted_report(logits, y, np.arange(200) >= 100)
+    assert found["kept_temperature"] == 1.0 and "T = 1 kept" in found["reason"]
+    assert found["after"] == found["before"]
 
 
 def test_ablating_the_informative_modality_drops_the_score(tmp_path, monkeypatch):
@@ -50,8 +64,8 @@ def test_ablating_the_informative_modality_drops_the_score(tmp_path, monkeypatch
     demo_data.run(params)
     run_until_train(params)
     train.run(params, seed=0)
-    ablation = evaluate.run(params, seed=0)["modality_ablation_test"]
-    assert ablation["full"] > 0.8
+    ablation = evaluate.run(params, seed=0)["modality_ablation_val"]
+    assert ablation["full"] > 0.7
     assert ablation["audio_muted"]["drop"] > 0.25
     assert ablation["audio_from_other_clip"]["drop"] > 0.25
     assert abs(ablation["visual_muted"]["drop"]) < 0.1
@@ -62,17 +76,17 @@ def test_summary_writes_diagnostics_efficiency_run_card_and_plots(project):
     run_until_train(params)
     train_every_seed(params)
     summary = summarize.run(params)
-    assert summary["calibration_test"]["ece"]["before"]["mean"] >= 0
+    assert summary["calibration_val"]["ece"]["before"]["mean"] >= 0
+    assert '"test' not in (project / "metrics/eval.json").read_text()  # sealed
     found = json.loads((project / "metrics/diagnostics.json").read_text())
     assert set(found["per_class"]) == set(json.loads((project / "models/seed0/head.json")
                                                      .read_text())["classes"])  # fmt: skip
     assert found["worst_groups"][0]["accuracy"] == min(found["per_group_accuracy"].values())
     assert {"audio_muted", "visual_muted"} <= set(found["modality_ablation"])
     cost = json.loads((project / "metrics/efficiency.json").read_text())
-    assert cost["trainable_parameters"] > 0 and cost["train_samples_per_s"]["mean"] > 0
-    assert set(cost["wall_seconds"]) >= {"ingest", "split", "embed@logmel", "audit", "train@0",
-                                         "evaluate@1"}  # fmt: skip
+    assert cost["trainable_parameters"] > 0 and 0 < cost["primary_val_mean"] <= 1
     card = json.loads((project / "reports/run_card.json").read_text())
+    assert "git" not in card and "hardware" not in card  # nothing that changes run to run
     assert card["seeds"] == [0, 1] and card["params"]["train"]["seeds"] == [0, 1]
     assert card["encoders"]["logmel"]["encoder"] == "logmel" and card["packages"]["torch"]
     assert len(card["data"]["manifest_sha256"]) == 64
@@ -97,10 +111,10 @@ def test_report_tables_compare_with_the_revision(project):
     current = json.loads((project / "metrics/eval.json").read_text())
     baseline = json.loads(subprocess.run(["git", "show", "HEAD:metrics/eval.json"],
                                          capture_output=True, text=True).stdout)  # fmt: skip
-    now, then = (s["test"]["segment_accuracy"] for s in (current, baseline))
+    now, then = (s["val"]["segment_accuracy"] for s in (current, baseline))
     delta = now["mean"] - then["mean"]
     row = (
-        f"| test | segment_accuracy | {then['mean']:.4f} ± {then['std']:.4f} | "
+        f"| val | segment_accuracy | {then['mean']:.4f} ± {then['std']:.4f} | "
         f"{now['mean']:.4f} ± {now['std']:.4f} | {delta:+.4f} |"
     )
     assert row in text
@@ -110,10 +124,11 @@ def test_report_tables_compare_with_the_revision(project):
 
 def test_report_without_a_baseline_says_so():
     current = {"primary_metric": "accuracy", "n_seeds": 2,
-               "test": {"accuracy": {"mean": 0.5, "std": 0.1}}, "val": {}}  # fmt: skip
+               "val": {"accuracy": {"mean": 0.5, "std": 0.1}}}  # fmt: skip
     text = report.render(current, None, "v1", {}, {}, None)
     assert "no metrics found at v1" in text
-    assert "| test | accuracy | – | 0.5000 ± 0.1000 | – |" in text
+    assert "| val | accuracy | – | 0.5000 ± 0.1000 | – |" in text
+    assert not re.search(r"\btest\b", text.replace("significance test", ""))  # sealed
 
 
 @pytest.fixture(autouse=True)

@@ -61,7 +61,9 @@ def test_fsdd_example_measures_a_leaky_random_split(project, tmp_path):
 def test_promote_demo_promotes_a_better_candidate_and_rejects_an_equal_one(project):
     # The shipped plan with a 4-seed full test (the same protocol, less training) and no
     # per-class recall margin: the small demo's test split holds about 3 seconds of some
-    # classes, so one second moves that class's recall by 0.33, beyond the 0.15 margin.
+    # classes, so one second moves that class's recall by 0.33, beyond the 0.15 margin. The
+    # demo's clips come from 40 channels, so that the test split holds the plan's 8 groups.
+    write_params(project, {"demo": {"workers": 0, "n_groups": 40}, "train": {"seeds": [0, 1]}})
     plan = yaml.safe_load((project / "gates.yaml").read_text())
     plan["stages"][1]["seeds"] = [0, 1, 2, 3]
     plan["stages"][1]["non_inferiority"] = {"ece": 0.03}
@@ -90,3 +92,9 @@ def test_promote_demo_promotes_a_better_candidate_and_rejects_an_equal_one(proje
     assert [(e["stage"], e["outcome"]) for e in looks] == [
         ("quick_test", "pass"), ("full_test", "pass"), ("quick_test", "fail"),
     ]  # fmt: skip
+    # Every look is on the branch the demo started from too, and committed there.
+    assert sh(project, "git", "show", "HEAD:gates/ledger.jsonl") == sh(
+        project, "git", "show", f"{branch}:gates/ledger.jsonl"
+    )
+    assert "3 entries" in sh(project, "avgate", "ledger", "verify")
+    assert not sh(project, "git", "status", "--porcelain", "--untracked-files=no").strip()

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
 
-from avgate.gating.spec import GateSpec, SpecError, load_spec, parse_spec
+from avgate.gating.spec import GateSpec, SpecError, check_groups, load_spec, parse_spec
 
 GATES_YAML = """\
 primary_metric: segment_accuracy
 direction: maximize            # or minimize
 baseline: v1-baseline          # git tag or revision
-max_attempts: 3
+alpha_correction: bonferroni
+min_groups: 8
 selection: {split: val, seeds: [0, 1, 2], rule: max_mean_delta, tie_break: lower_ece}
 stages:
   - name: quick_test
@@ -21,7 +23,8 @@ stages:
     seeds: [0, 1, 2]
     statistic: sign_flip        # paired_t | wilcoxon | sign_flip
     alternative: greater
-    alpha: 0.2
+    alpha: 0.25
+    looks: 2
     min_delta: 0.018
     ci_low_min: null
     non_inferiority: {ece: 0.01}
@@ -31,7 +34,10 @@ stages:
     statistic: paired_t
     alternative: greater
     alpha: 0.05
+    looks: 3
     min_delta: 0.02
+    ci_low_min: 0.0
+    resample_seeds: true
 """
 
 
@@ -49,12 +55,23 @@ def test_load_valid_file(tmp_path):
         "maximize",
         "v1-baseline",
     )
-    assert spec.max_attempts == 3
+    assert (spec.alpha_correction, spec.min_groups) == ("bonferroni", 8)
     assert spec.selection["tie_break"] == "lower_ece"
     quick, full = spec.stages
     assert quick.seeds == (0, 1, 2) and quick.statistic == "sign_flip"
     assert quick.non_inferiority == {"ece": 0.01} and quick.ci_low_min is None
+    assert (quick.looks, quick.alpha_per_look, quick.resample_seeds) == (2, 0.125, False)
     assert full.seeds == tuple(range(10)) and full.alpha == 0.05 and full.non_inferiority == {}
+    assert full.looks == 3 and full.alpha_per_look == pytest.approx(0.05 / 3)
+    assert full.ci_low_min == 0.0 and full.resample_seeds is True
+
+
+def test_the_shipped_plan_loads():
+    spec = load_spec(Path(__file__).resolve().parents[1] / "gates.yaml")
+    assert spec.alpha_correction == "bonferroni" and spec.min_groups == 8
+    assert all(stage.looks >= 1 for stage in spec.stages)
+    full = next(stage for stage in spec.stages if stage.ci_low_min is not None)
+    assert full.resample_seeds
 
 
 def test_hash_stable_under_comments_and_formatting(tmp_path):
@@ -68,10 +85,23 @@ def test_hash_stable_under_comments_and_formatting(tmp_path):
     assert len(load_spec(plain).hash) == 64
 
 
-def test_hash_changes_with_a_threshold():
-    changed = data()
-    changed["stages"][1]["min_delta"] = 0.021
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("stages", 1, "min_delta"), 0.021),
+        (("stages", 1, "looks"), 4),
+        (("stages", 1, "resample_seeds"), False),
+        (("min_groups",), 9),
+    ],
+)
+def test_hash_changes_with_a_threshold(path, value):
+    changed = set_key(data(), path, value)
     assert parse_spec(changed, "x").hash != parse_spec(data(), "x").hash
+
+
+def test_hash_is_of_parsed_values():
+    explicit = set_key(data(), ("stages", 0, "resample_seeds"), False)
+    assert parse_spec(explicit, "x").hash == parse_spec(data(), "x").hash
 
 
 def set_key(d: dict, path: tuple, value) -> dict:
@@ -111,7 +141,24 @@ def drop_key(d: dict, path: tuple) -> dict:
         (set_key(data(), ("stages", 1, "seeds"), [0, 1, 1]), "seeds must be unique"),
         (set_key(data(), ("selection", "seeds"), [2, 2]), "seeds must be unique"),
         (set_key(data(), ("stages", 1, "name"), "quick_test"), "stage names must be unique"),
-        (set_key(data(), ("max_attempts",), 0), "max_attempts: must be a positive integer"),
+        (set_key(data(), ("max_attempts",), 2), "max_attempts: unknown key"),
+        (drop_key(data(), ("alpha_correction",)), "alpha_correction: missing"),
+        (set_key(data(), ("alpha_correction",), "holm"), "alpha_correction: must be one of"),
+        (drop_key(data(), ("min_groups",)), "min_groups: missing"),
+        (set_key(data(), ("min_groups",), 1), "min_groups: must be an integer >= 2"),
+        (set_key(data(), ("min_groups",), "8"), "min_groups: must be an integer >= 2"),
+        (drop_key(data(), ("stages", 1, "looks")), "stages[full_test].looks: missing"),
+        (set_key(data(), ("stages", 1, "looks"), 0), "full_test].looks: must be an integer >= 1"),
+        (set_key(data(), ("stages", 1, "looks"), 1.5), "looks: must be an integer >= 1"),
+        (set_key(data(), ("stages", 1, "resample_seeds"), "yes"), "must be true or false"),
+        (
+            set_key(data(), ("stages", 0, "resample_seeds"), True),
+            "stages[quick_test].resample_seeds: only the bootstrap interval resamples seeds",
+        ),
+        (
+            set_key(set_key(data(), ("stages", 1, "alpha"), 0.6), ("stages", 1, "looks"), 1),
+            "stages[full_test].alpha: ci_low_min bounds a two-sided interval",
+        ),
         (set_key(data(), ("stages",), []), "stages: must be a non-empty list"),
         (set_key(data(), ("stages", 0, "split"), "train"), "split: must be one of"),
         (set_key(data(), ("stages", 0, "non_inferiority"), {"ece": -1}), "margin must be >= 0"),
@@ -133,8 +180,8 @@ def test_validation_errors_name_the_key(bad, message):
 
 def test_errors_name_the_file(tmp_path):
     path = tmp_path / "gates.yaml"
-    path.write_text(GATES_YAML.replace("max_attempts: 3", "max_attempts: three"))
-    with pytest.raises(SpecError, match=f"^{path}: max_attempts: must be a positive integer"):
+    path.write_text(GATES_YAML.replace("min_groups: 8", "min_groups: eight"))
+    with pytest.raises(SpecError, match=f"^{path}: min_groups: must be an integer >= 2"):
         load_spec(path)
     path.write_text("stages: [\n")
     with pytest.raises(SpecError, match="not valid YAML"):
@@ -148,12 +195,33 @@ def test_errors_name_the_file(tmp_path):
 def test_unreachable_alpha_is_refused(statistic):
     bad = set_key(data(), ("stages", 0, "statistic"), statistic)
     bad["stages"][0]["alpha"] = 0.05
+    bad["stages"][0]["looks"] = 1
     with pytest.raises(SpecError) as err:
         parse_spec(bad, "gates.yaml")
     text = str(err.value)
     assert "stages[quick_test].alpha" in text
     assert "an exact one-sided test" in text and "3 seeds cannot go below p = 0.125" in text
-    assert "alpha 0.05 can never pass: add seeds (at least 5" in text
+    assert "alpha 0.05 over 1 look(s) (Bonferroni: 0.05 per look) can never pass" in text
+    assert "add seeds (at least 5 for 0.05 per look)" in text
+
+
+def test_looks_split_alpha_and_can_make_a_stage_unreachable():
+    """alpha 0.25 over 2 looks is 0.125 per look, the 3-seed floor; over 3 looks it is not."""
+    assert parse_spec(data(), "gates.yaml").stages[0].alpha_per_look == 0.125
+    bad = set_key(data(), ("stages", 0, "looks"), 3)
+    with pytest.raises(SpecError, match=r"over 3 look\(s\) \(Bonferroni: 0.0833333 per look\)"):
+        parse_spec(bad, "gates.yaml")
+    more = set_key(bad, ("stages", 0, "seeds"), [0, 1, 2, 3])
+    assert parse_spec(more, "gates.yaml").stages[0].looks == 3
+
+
+def test_min_groups_refuses_an_interval_over_too_few_groups():
+    spec = parse_spec(data(), "gates.yaml")
+    quick, full = spec.stages
+    check_groups(spec, full, 8, "gates.yaml")
+    check_groups(spec, quick, 2, "gates.yaml")  # no interval at quick_test: nothing to refuse
+    with pytest.raises(SpecError, match="^gates.yaml: min_groups: stage full_test's interval"):
+        check_groups(spec, full, 7, "gates.yaml")
 
 
 def test_two_sided_floor_and_reachable_bounds():
@@ -161,7 +229,9 @@ def test_two_sided_floor_and_reachable_bounds():
     with pytest.raises(SpecError, match="two-sided test .* cannot go below p = 0.25"):
         parse_spec(two_sided, "gates.yaml")
     exact = set_key(data(), ("stages", 0, "alpha"), 0.125)
+    exact["stages"][0]["looks"] = 1
     assert parse_spec(exact, "gates.yaml").stages[0].alpha == 0.125
     five = set_key(data(), ("stages", 0, "seeds"), [0, 1, 2, 3, 4])
     five["stages"][0]["alpha"] = 0.05
+    five["stages"][0]["looks"] = 1
     assert parse_spec(five, "gates.yaml").stages[0].seeds == (0, 1, 2, 3, 4)

@@ -1,7 +1,8 @@
 """The gate stage on real predictions: a baseline committed and tagged (its predictions read back
 through DVC at the tag), a different candidate in the workspace, and every refusal the ledger and
-the pairing checks owe: unpaired data, missing seeds, an edited spec, an edited ledger, a spent
-attempt budget."""
+the pairing checks owe: unpaired data, missing seeds, an edited spec, an edited or truncated
+ledger, a spent look budget whatever the line's name, a moved baseline tag, too few test groups,
+a look from a queued experiment's throwaway copy."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ import yaml
 
 from avgate import stats
 from avgate.cli import main
+from avgate.config import Params
 from avgate.gating import ledger
 from avgate.gating.pairing import UnpairedError
-from avgate.gating.spec import load_spec
+from avgate.gating.spec import SpecError, load_spec
 from avgate.stages import StageError, gate, summarize
+from avgate.stages.inputs import labels_of
 from tests.conftest import run_until_train, train_every_seed, write_params
 from tests.scratch import sh
 
@@ -28,14 +31,15 @@ SPEC = {
     "primary_metric": "segment_accuracy",
     "direction": "maximize",
     "baseline": "base",
-    "max_attempts": 2,
+    "alpha_correction": "bonferroni",
+    "min_groups": 2,
     "selection": {"split": "val", "seeds": [0, 1, 2], "rule": "max_mean_delta"},
     "stages": [
         {"name": "quick_test", "split": "test", "seeds": [0, 1, 2], "statistic": "sign_flip",
-         "alternative": "greater", "alpha": 0.2, "min_delta": 0.0, "ci_low_min": -1.0,
-         "non_inferiority": {"ece": 0.5, "class_recall": 1.0}},
+         "alternative": "greater", "alpha": 0.4, "looks": 2, "min_delta": 0.0,
+         "ci_low_min": -1.0, "non_inferiority": {"ece": 0.5, "class_recall": 1.0}},
         {"name": "full_test", "split": "test", "seeds": [0, 1, 2, 3], "statistic": "paired_t",
-         "alternative": "greater", "alpha": 0.05, "min_delta": 0.02},
+         "alternative": "greater", "alpha": 0.05, "looks": 1, "min_delta": 0.02},
     ],
 }  # fmt: skip
 SEEDS = {"train": {"seeds": [0, 1, 2]}}
@@ -62,7 +66,10 @@ def built(tmp_path_factory, small_demo) -> Path:
         git(root, "init", "-q")
         sh(root, "dvc", "init", "-q")
         sh(root, "dvc", "add", "-q", "predictions")
-        git(root, "add", "gates.yaml", "params.yaml", "metrics", "predictions.dvc", ".gitignore")
+        (root / "gates").mkdir()
+        (root / "gates/ledger.jsonl").write_bytes(b"")
+        git(root, "add", "gates.yaml", "params.yaml", "metrics", "predictions.dvc", ".gitignore",
+            "gates/ledger.jsonl")  # fmt: skip
         git(root, "commit", "-qm", "baseline")
         git(root, "tag", "-a", "base", "-m", "baseline")
         candidate = write_params(root, {**SEEDS, "train": {**SEEDS["train"], "hidden": 64}})
@@ -101,7 +108,7 @@ def test_selection_compares_validation_and_leaves_the_ledger_alone(project):
     baseline = [base["val"]["segment_accuracy"]["per_seed"][f"seed{s}"] for s in range(3)]
     assert result["decision"] == "compared"
     assert result["deltas"] == pytest.approx(np.subtract(per_seed, baseline).tolist())
-    assert not (project / "gates/ledger.jsonl").exists()
+    assert (project / "gates/ledger.jsonl").read_bytes() == b""
     assert "no test split read" in (project / "reports/gate.md").read_text()
 
 
@@ -111,48 +118,62 @@ def test_selection_without_a_baseline_tag_says_so(project):
     assert result["decision"] == "no_baseline" and "no-such-tag" in result["reason"]
 
 
-def test_quick_test_reads_the_baseline_through_dvc_and_records_one_look(project):
+def segment_accuracy(root: Path, params: Params, seed: int) -> float:
+    """A seed's test score computed here from its stored logits and the labels on disk."""
+    table = pd.read_parquet(root / f"predictions/seed{seed}/test.parquet")
+    logits = table.filter(like="logit_")
+    predicted = logits.columns.str.removeprefix("logit_")[logits.to_numpy().argmax(axis=1)]
+    return float((predicted == labels_of(params, table)).mean())
+
+
+def test_quick_test_is_the_one_place_test_labels_are_scored_and_it_records_one_look(project):
     # The baseline's predictions exist only in the DVC cache: the tag is the one way to them.
-    result = gate.run(params_for(project, "quick_test"))
+    params = params_for(project, "quick_test")
+    stored = pd.read_parquet(project / "predictions/seed0/test.parquet")
+    assert "label" not in stored  # sealed: evaluate stores test logits without labels
+    result = gate.run(params)
     assert result["baseline"]["revision"] == "base"
-    assert result["baseline"]["commit"] == git(project, "rev-parse", "base^{commit}").strip()
-    cand = [
-        json.loads((project / f"predictions/seed{s}/metrics.json").read_text()) for s in range(3)
-    ]
-    assert [r["candidate"] for r in result["per_seed"]] == [
-        m["test"]["segment_accuracy"] for m in cand
-    ]
+    base_commit = git(project, "rev-parse", "base^{commit}").strip()
+    assert result["baseline"]["commit"] == base_commit
+    assert [r["candidate"] for r in result["per_seed"]] == pytest.approx(
+        [segment_accuracy(project, params, s) for s in range(3)]
+    )
     deltas = [r["delta"] for r in result["per_seed"]]
     assert result["p_value"] == stats.sign_flip(np.array(deltas), "greater").p_value
     assert result["statistics"]["test"]["alternative"] == "greater"
     assert [c["name"] for c in result["criteria"]] == [
         "min_delta", "p_value", "ci_low", "non_inferiority:ece", "non_inferiority:class_recall",
     ]  # fmt: skip
-    clips = pd.read_parquet(project / "predictions/seed0/test.parquet")["clip_id"].nunique()
-    assert result["interval"]["n_clusters"] == clips
-    entries = ledger.verify(project / "gates/ledger.jsonl")
-    assert [(e.candidate, e.stage, e.outcome, e.seeds) for e in entries] == [
-        ("wide", "quick_test", result["decision"], [0, 1, 2])
-    ]
+    groups = pd.read_parquet(project / "data/interim/demo/manifest.parquet").set_index("clip_id")
     assert (
-        entries[0].spec_hash == load_spec(project / "gates.yaml").hash == result["spec"]["sha256"]
+        result["interval"]["n_groups"] == groups.loc[stored["clip_id"].unique(), "group"].nunique()
     )
+    entries = ledger.verify(project / "gates/ledger.jsonl")
+    assert [(e.kind, e.candidate, e.stage, e.outcome, e.seeds) for e in entries] == [
+        ("look", "wide", "quick_test", result["decision"], [0, 1, 2])
+    ]
+    entry = entries[0]
+    assert entry.spec_hash == load_spec(project / "gates.yaml").hash == result["spec"]["sha256"]
+    assert entry.baseline_commit == base_commit and entry.test_ids_hash == result["ids_sha256"]
+    assert entry.candidate_commit == git(project, "rev-parse", "HEAD").strip()
+    committed = git(project, "show", f"{ledger.REF}:gates/ledger.jsonl")
+    assert committed == (project / "gates/ledger.jsonl").read_text()  # committed at once
     report = (project / "reports/gate.md").read_text()
-    assert "Gate `quick_test` on test" in report and "attempt 1 of 2" in report
+    assert "Gate `quick_test` on test" in report and "look 1 of 2" in report
+    assert "test groups" in report and "Bonferroni" in report
     plot = pd.read_csv(project / "plots/gate_deltas.csv")
     assert plot["seed"].tolist() == ["seed0", "seed1", "seed2", "mean"]
 
 
-def test_the_attempt_budget_blocks_a_third_look(project):
+def test_the_look_budget_belongs_to_the_spec_and_test_split_not_the_line_name(project):
     params = params_for(project, "quick_test")
     gate.run(params)
-    gate.run(params)
+    gate.run(params_for(project, "quick_test", candidate="renamed-line"))
     before = (project / "gates/ledger.jsonl").read_bytes()
-    with pytest.raises(StageError, match="already used 2 of 2 test evaluations"):
-        gate.run(params)
+    for line in ("wide", "a-third-name"):
+        with pytest.raises(StageError, match="2 test looks already made at stage 'quick_test'"):
+            gate.run(params_for(project, "quick_test", candidate=line))
     assert (project / "gates/ledger.jsonl").read_bytes() == before
-    other = gate.run(params_for(project, "quick_test", candidate="another-line"))
-    assert other["ledger"]["index"] == 2
 
 
 def test_a_spec_edited_after_the_first_look_is_refused(project):
@@ -162,9 +183,17 @@ def test_a_spec_edited_after_the_first_look_is_refused(project):
     stages = json.loads(json.dumps(SPEC["stages"]))
     stages[0]["min_delta"] = -0.5  # a threshold moved after seeing the test split
     set_spec(project, stages=stages)
-    with pytest.raises(StageError, match="changed after its first look at the test split"):
-        gate.run(params)
+    with pytest.raises(StageError, match="thresholds cannot move"):
+        gate.run(params_for(project, "quick_test", candidate="new-line"))
     assert (project / "gates/ledger.jsonl").read_bytes() == before
+
+
+def test_a_moved_baseline_tag_is_refused(project):
+    gate.run(params_for(project, "quick_test"))
+    git(project, "commit", "-q", "--allow-empty", "-m", "elsewhere")
+    git(project, "tag", "-f", "-a", "base", "-m", "moved")
+    with pytest.raises(StageError, match="a moved tag is refused"):
+        gate.run(params_for(project, "quick_test"))
 
 
 def test_an_edited_ledger_is_detected_and_blocks_the_gate(project, capsys):
@@ -180,20 +209,53 @@ def test_an_edited_ledger_is_detected_and_blocks_the_gate(project, capsys):
     assert "hash does not match its content" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("attack", ["drop_last_line", "checkout_from_git", "delete"])
+def test_a_lost_look_fails_verify_and_the_next_look(project, capsys, attack):
+    params = params_for(project, "quick_test")
+    gate.run(params)
+    gate.run(params_for(project, "quick_test", candidate="second"))
+    path = project / "gates/ledger.jsonl"
+    if attack == "drop_last_line":
+        path.write_text(path.read_text().splitlines(keepends=True)[0])
+    elif attack == "checkout_from_git":
+        git(project, "checkout", "--", "gates/ledger.jsonl")
+    else:
+        path.unlink()
+    assert main(["ledger", "verify"]) == 1
+    error = capsys.readouterr().err
+    assert ("does not exist" if attack == "delete" else "quick_test, ") in error
+    with pytest.raises(StageError, match="ledger"):
+        gate.run(params_for(project, "quick_test", candidate="third"))
+
+
+def test_too_few_test_groups_for_the_interval_are_refused_before_a_look(project):
+    set_spec(project, min_groups=50)
+    with pytest.raises(SpecError, match="min_groups"):
+        gate.run(params_for(project, "quick_test"))
+    assert (project / "gates/ledger.jsonl").read_bytes() == b""
+
+
+def test_a_look_from_a_queued_experiments_copy_is_refused(project, monkeypatch):
+    monkeypatch.setattr(ledger, "in_throwaway_copy", lambda repo=".": True)
+    with pytest.raises(StageError, match="temporary copy"):
+        gate.run(params_for(project, "quick_test"))
+    assert (project / "gates/ledger.jsonl").read_bytes() == b""
+
+
 def test_unpaired_predictions_abort_before_any_look(project):
     path = project / "predictions/seed1/test.parquet"
     table = pd.read_parquet(path)
     table.iloc[::-1].reset_index(drop=True).to_parquet(path)
     with pytest.raises(UnpairedError, match="seed 1 test: the ordered sample ids differ"):
         gate.run(params_for(project, "quick_test"))
-    assert not (project / "gates/ledger.jsonl").exists()
+    assert (project / "gates/ledger.jsonl").read_bytes() == b""
     assert not (project / "reports/gate.md").exists()
 
 
 def test_a_stage_needing_seeds_the_runs_lack_aborts(project):
     with pytest.raises(UnpairedError, match=r"seeds \[0, 1, 2, 3\] are needed; the baseline lacks"):
         gate.run(params_for(project, "full_test"))
-    assert not (project / "gates/ledger.jsonl").exists()
+    assert (project / "gates/ledger.jsonl").read_bytes() == b""
 
 
 def test_a_test_look_needs_a_candidate_line_and_a_known_stage(project):

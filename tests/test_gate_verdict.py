@@ -4,13 +4,14 @@ false-promotion rate and power in simulation."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from avgate.gating.diagnostics import Worsening
 from avgate.gating.spec import GateStage
-from avgate.gating.verdict import judge, to_dict
+from avgate.gating.verdict import interval_confidence, judge, to_dict
 
 QUICK = GateStage(
     "quick_test", "test", (0, 1, 2), "sign_flip", "greater", 0.2, 0.018, None, {"ece": 0.01}
@@ -63,26 +64,106 @@ def test_non_inferiority_fails_and_missing_diagnostic_fails():
     assert "missing" in missing.criteria[2].detail and missing.criteria[2].value is None
 
 
-def test_ci_low_criterion():
-    stage = GateStage("ci", "test", (0, 1), "paired_t", "greater", 0.2, 0.0, ci_low_min=0.0)
-    rng = np.random.default_rng(0)
+CI = GateStage("ci", "test", (0, 1), "paired_t", "greater", 0.05, 0.0, ci_low_min=0.0, looks=2)
+CLIPS = np.repeat(np.arange(10), 4)  # 10 clips of 4 samples
+GROUPS = np.repeat(np.arange(5), 8)  # 5 groups of 2 clips
+
+
+def per_sample(shift: float = 0.1, noise: float = 0.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
     base = rng.uniform(0.4, 0.6, size=(2, 40))
-    clusters = np.repeat(np.arange(10), 4)
-    better = judge(
-        stage, "maximize", [0.5, 0.5], [0.6, 0.62], (base, base + 0.1), clusters, n_resamples=500
+    return base, base + shift + rng.normal(0, noise, size=base.shape)
+
+
+def judge_ci(stage=CI, scores=None, clusters=CLIPS, groups=GROUPS, min_groups=5):
+    return judge(
+        stage,
+        "maximize",
+        [0.5, 0.5],
+        [0.6, 0.62],
+        per_sample() if scores is None else scores,
+        clusters,
+        n_resamples=500,
+        groups=groups,
+        min_groups=min_groups,
     )
+
+
+def test_ci_low_criterion_resamples_groups_then_clips():
+    better = judge_ci()
     assert outcome(better)["ci_low"] and better.statistics["bootstrap"]["low"] > 0
-    assert better.statistics["bootstrap"]["n_clusters"] == 10
-    noisy = base + rng.normal(0, 0.2, size=base.shape)
-    unsure = judge(stage, "maximize", [0.5, 0.5], [0.6, 0.62], (base, noisy), n_resamples=500)
+    assert json.loads(json.dumps(to_dict(better))) == to_dict(better)
+    interval = better.statistics["bootstrap"]
+    assert (interval["n_groups"], interval["n_clusters"], interval["n_seeds"]) == (5, 10, 2)
+    assert interval["confidence"] == 0.95  # one-sided 0.025: alpha 0.05 over 2 looks
+    assert interval["method"] == "expanded percentile over 5 groups"
+    assert better.statistics["n_groups"] == 5
+    assert better.statistics["claim"] == "these 2 trained models on new groups"
+    assert "(5 groups, these 2 trained models on new groups)" in better.criteria[2].detail
+    unsure = judge_ci(scores=per_sample(shift=0.0, noise=0.2))
     assert outcome(unsure)["ci_low"] is False and not unsure.passed
-    absent = judge(stage, "maximize", [0.5, 0.5], [0.6, 0.62])
-    assert (
-        outcome(absent)["ci_low"] is False
-        and "per-sample scores missing" in absent.criteria[2].detail
-    )
+
+
+def test_ci_low_with_seeds_resampled_claims_the_training_procedure():
+    two_way = judge_ci(stage=replace(CI, resample_seeds=True))
+    assert two_way.statistics["claim"] == "this training procedure on new groups"
+    assert "two-way over seeds and groups" in two_way.statistics["bootstrap"]["resampled"]
+
+
+def test_interval_confidence_follows_the_alpha_per_look():
+    one_look = judge_ci(stage=replace(CI, looks=1))
+    assert one_look.statistics["bootstrap"]["confidence"] == 0.9
+    assert interval_confidence(replace(CI, alpha=0.1, looks=4)) == 0.95
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "detail"),
+    [
+        ({"scores": ()}, "per-sample scores missing"),
+        ({"groups": None}, "test groups missing"),
+        ({"min_groups": 6}, "5 test groups, fewer than min_groups 6"),
+    ],
+)
+def test_ci_low_fails_without_enough_groups(kwargs, detail):
+    if kwargs.get("scores") == ():
+        verdict = judge(CI, "maximize", [0.5, 0.5], [0.6, 0.62], groups=GROUPS)
+    else:
+        verdict = judge_ci(**kwargs)
+    assert outcome(verdict)["ci_low"] is False and not verdict.passed
+    assert detail in verdict.criteria[2].detail and verdict.criteria[2].value is None
+    assert verdict.statistics["bootstrap"] is None
+
+
+def test_ci_low_refuses_unpaired_per_sample_scores():
+    base, cand = per_sample()
     with pytest.raises(ValueError, match="unpaired comparison"):
-        judge(stage, "maximize", [0.5, 0.5], [0.6, 0.62], (base, base[:1]))
+        judge_ci(scores=(base, cand[:1]))
+
+
+def test_p_value_is_tested_at_alpha_per_look():
+    deltas = [0.02, 0.03, 0.025]
+    once = judge(QUICK, "maximize", BASE3, BASE3 + deltas, diagnostics=ece(0, 0))
+    twice = judge(replace(QUICK, looks=2), "maximize", BASE3, BASE3 + deltas, diagnostics=ece(0, 0))
+    assert outcome(once)["p_value"] and not outcome(twice)["p_value"]
+    p_value = twice.criteria[1]
+    assert p_value.value == 0.125 and p_value.threshold == pytest.approx(0.1)
+    assert "p = 0.125 > alpha 0.1 (Bonferroni over 2 looks: alpha 0.2/2)" in p_value.detail
+    assert twice.statistics["alpha_correction"] == {
+        "method": "bonferroni",
+        "looks": 2,
+        "family_alpha": 0.2,
+        "alpha_per_look": 0.1,
+        "detail": "Bonferroni over 2 looks: alpha 0.2/2",
+    }
+
+
+def test_without_an_interval_the_claim_is_about_this_test_set():
+    plain = judge(QUICK, "maximize", BASE3, BASE3 + 0.03, diagnostics=ece(0, 0))
+    assert plain.statistics["claim"] == "this training procedure on this test set"
+    assert plain.statistics["n_groups"] is None
+    grouped = judge(QUICK, "maximize", BASE3, BASE3 + 0.03, diagnostics=ece(0, 0), groups=GROUPS)
+    assert grouped.statistics["claim"] == "this training procedure on these 5 test groups"
+    assert grouped.statistics["n_groups"] == 5
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from sklearn.metrics import (
 
 from avgate import metrics
 from avgate.config import ConfigError
-from avgate.stages.evaluate import majority_class, predictions_table
+from avgate.scoring import majority_class, predictions_table
 from avgate.stages.inputs import predicted_labels
 from avgate.stages.summarize import spread
 

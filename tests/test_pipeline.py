@@ -147,7 +147,8 @@ def test_same_seed_gives_bit_identical_predictions(project, kind):
     if kind == "clip":
         assert "t" not in outputs[0] and outputs[0]["clip_id"].is_unique
     else:
-        assert {"clip_id", "t", "label", "logit_background"} <= set(outputs[0].columns)
+        assert {"clip_id", "t", "logit_background"} <= set(outputs[0].columns)
+    assert "label" not in outputs[0]  # the test split is sealed: its labels are not stored
     train.run(params, seed=1)
     evaluate.run(params, seed=1)
     other = pd.read_parquet(project / "predictions/seed1/test.parquet")
@@ -160,20 +161,22 @@ def test_summary_aggregates_seeds_and_beats_the_majority_baseline(project):
     train_every_seed(params)
     summary = summarize.run(params)
     per_seed = [
-        json.loads((project / f"predictions/seed{s}/metrics.json").read_text())["test"]
+        json.loads((project / f"predictions/seed{s}/metrics.json").read_text())
         for s in params.train.seeds
     ]
-    values = [s["segment_accuracy"] for s in per_seed]
-    test = summary["test"]["segment_accuracy"]
-    assert test["mean"] == pytest.approx(np.mean(values))
-    assert test["std"] == pytest.approx(np.std(values, ddof=1))
-    assert test["per_seed"] == {"seed0": values[0], "seed1": values[1]}
-    assert test["mean"] > summary["majority_baseline"]["test"]["segment_accuracy"] + 0.1
+    assert not any(k.startswith("test") or k.endswith("_test") for m in per_seed for k in m)
+    values = [m["val"]["segment_accuracy"] for m in per_seed]
+    val = summary["val"]["segment_accuracy"]
+    assert val["mean"] == pytest.approx(np.mean(values))
+    assert val["std"] == pytest.approx(np.std(values, ddof=1))
+    assert val["per_seed"] == {"seed0": values[0], "seed1": values[1]}
+    assert val["mean"] > summary["majority_baseline"]["val"]["segment_accuracy"] + 0.1
+    assert "test" not in summary
     curves = pd.read_csv(project / "plots/train_curves.csv")
     assert set(curves["seed"]) == {"seed0", "seed1"}
     assert {"epoch", "train_loss", "val_loss", "val_accuracy"} <= set(curves.columns)
     confusion = pd.read_csv(project / "plots/confusion.csv")
-    assert len(confusion) == 2 * len(pd.read_parquet(project / "predictions/seed0/test.parquet"))
+    assert len(confusion) == 2 * len(pd.read_parquet(project / "predictions/seed0/val.parquet"))
 
 
 def test_training_refuses_missing_embeddings_with_the_command_to_run(project):

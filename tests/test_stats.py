@@ -233,3 +233,159 @@ def test_seeds_needed_is_at_least_two_and_checks_sign():
     assert stats.seeds_needed(0.01, -0.01, alternative="less") == stats.seeds_needed(0.01, 0.01)
     with pytest.raises(ValueError, match="cannot be detected"):
         stats.seeds_needed(0.01, -0.01)
+
+
+def _loop_group_bootstrap(deltas, groups, clusters, resample_seeds, n_resamples, rng):
+    """Reference: one resample at a time, groups, then clips within them, then seed rows."""
+    names = np.unique(groups)
+    clips_of = {g: np.unique(clusters[groups == g]) for g in names}
+    samples_of = {c: np.flatnonzero(clusters == c) for c in np.unique(clusters)}
+    out = []
+    for _ in range(n_resamples):
+        rows = rng.integers(0, len(deltas), len(deltas)) if resample_seeds else range(len(deltas))
+        picked = []
+        for g in rng.choice(names, size=len(names)):
+            for c in rng.choice(clips_of[g], size=len(clips_of[g])):
+                picked.extend(samples_of[c])
+        out.append(np.mean([deltas[r, picked].mean() for r in rows]))
+    return np.array(out)
+
+
+def _grouped(rng, n_groups=8, clips=3, size=10, n_seeds=5, true_delta=0.02, seed_sd=0.0):
+    """Deltas with a group (model-by-group) effect, a clip effect, seed effects and noise."""
+    groups = np.repeat(np.arange(n_groups), clips * size)
+    clusters = np.repeat(np.arange(n_groups * clips), size)
+    effect = rng.normal(0, 0.05, n_groups)[groups] + rng.normal(0, 0.02, n_groups * clips)[clusters]
+    seeds = rng.normal(0, seed_sd, size=(n_seeds, 1))
+    noise = rng.normal(0, 0.1, size=(n_seeds, len(groups)))
+    return true_delta + effect + seeds + noise, groups, clusters, true_delta + seeds.mean()
+
+
+@pytest.mark.parametrize("resample_seeds", [False, True])
+def test_group_bootstrap_matches_a_loop_reference(resample_seeds):
+    rng = np.random.default_rng(11)
+    groups = np.repeat(["a", "b", "c", "d"], [6, 9, 4, 8])  # unequal groups
+    clusters = np.array([f"{g}{i // 2}" for i, g in enumerate(groups)])  # clips of 1-2 samples
+    deltas = rng.normal(0, 0.1, size=(3, len(groups))) + rng.normal(0, 0.1, size=(3, 1))
+    reference = _loop_group_bootstrap(deltas, groups, clusters, resample_seeds, 4000, rng)
+    d, g, c = stats._group_inputs(deltas, groups, clusters)
+    clip, per_group, starts = stats._clip_layout(g, c)
+    sums = np.stack([np.bincount(clip, weights=row) for row in d])
+    sizes = np.bincount(clip).astype(float)
+    ours = stats._group_resampled_means(
+        sums, sizes, (per_group, starts), resample_seeds, 20_000, np.random.default_rng(0)
+    )
+    sd = reference.std()
+    assert ours.std() == pytest.approx(sd, rel=0.06)
+    for q in (0.05, 0.5, 0.95):
+        assert np.quantile(ours, q) == pytest.approx(np.quantile(reference, q), abs=0.1 * sd)
+    r = stats.group_bootstrap(deltas, groups, clusters, resample_seeds, n_resamples=20_000)
+    levels = stats.expanded_levels(4, 0.95)
+    assert r["low"] == pytest.approx(np.quantile(ours, levels[0]), abs=0.2 * sd)
+    assert r["estimate"] == pytest.approx(deltas.mean())
+
+
+def test_one_clip_per_group_is_a_cluster_bootstrap_of_groups():
+    deltas, groups, _, _ = _grouped(np.random.default_rng(12), n_groups=12)
+    ours = stats.group_bootstrap(deltas, groups, groups, n_resamples=20_000)
+    theirs = stats.cluster_bootstrap(deltas, groups, n_resamples=20_000)
+    assert ours["n_clusters"] == ours["n_groups"] == 12
+    assert ours["estimate"] == pytest.approx(theirs["estimate"])
+    width = theirs["high"] - theirs["low"]
+    expanded = stats.expanded_levels(12, 0.95)
+    plain = stats._resampled_means(*stats._cluster_totals(deltas, groups)[:2], 20_000,
+                                   np.random.default_rng(1))  # fmt: skip
+    assert ours["low"] == pytest.approx(np.quantile(plain, expanded[0]), abs=0.05 * width)
+    assert ours["high"] == pytest.approx(np.quantile(plain, expanded[1]), abs=0.05 * width)
+
+
+def test_group_bootstrap_reports_what_it_resampled_and_claims():
+    deltas, groups, clusters, _ = _grouped(np.random.default_rng(13))
+    fixed = stats.group_bootstrap(deltas, groups, clusters, n_resamples=500)
+    assert (fixed["n_groups"], fixed["n_clusters"], fixed["n_seeds"]) == (8, 24, 5)
+    assert fixed["claim"] == "these 5 trained models on new groups"
+    assert fixed["resampled"].startswith("groups (8 groups of 3-3 clips, with replacement)")
+    assert "seed(s), which stay fixed" in fixed["resampled"]
+    assert fixed["method"] == "expanded percentile over 8 groups"
+    assert {"estimate", "low", "high", "confidence", "n_resamples"} <= set(fixed)
+    both = stats.group_bootstrap(deltas, groups, clusters, resample_seeds=True, n_resamples=500)
+    assert both["claim"] == "this training procedure on new groups"
+    assert "two-way over seeds and groups" in both["resampled"]
+    one = stats.group_bootstrap(deltas[:1], groups, clusters, n_resamples=100)
+    assert one["claim"] == "this 1 trained model on new groups"
+
+
+def test_resampling_seeds_widens_the_interval_when_seeds_differ():
+    rng = np.random.default_rng(14)
+    deltas, groups, clusters, _ = _grouped(rng, seed_sd=0.1)
+    fixed = stats.group_bootstrap(deltas, groups, clusters, n_resamples=4000)
+    both = stats.group_bootstrap(deltas, groups, clusters, resample_seeds=True, n_resamples=4000)
+    assert both["high"] - both["low"] > 1.2 * (fixed["high"] - fixed["low"])
+
+
+def test_group_bootstrap_constant_deltas_give_a_point_interval():
+    r = stats.group_bootstrap(np.full((2, 6), 0.25), np.arange(6) // 2, n_resamples=100)
+    assert r["low"] == r["high"] == r["estimate"] == 0.25
+
+
+def test_group_coverage_near_nominal_where_clip_resampling_fails():
+    """8 groups with a model-by-group effect: clips alone cover far below 0.95, groups near it.
+
+    Seeds fixed, so the target is the delta of these trained models on new groups.
+    """
+    rng = np.random.default_rng(15)
+    by_group, by_clip = [], []
+    for rep in range(300):
+        deltas, groups, clusters, truth = _grouped(rng, seed_sd=0.03)
+        r = stats.group_bootstrap(deltas, groups, clusters, n_resamples=2000, seed=rep)
+        c = stats.cluster_bootstrap(deltas, clusters, n_resamples=2000, seed=rep)
+        by_group.append(r["low"] <= truth <= r["high"])
+        by_clip.append(c["low"] <= truth <= c["high"])
+    assert 0.90 <= np.mean(by_group) <= 0.99, f"group bootstrap coverage {np.mean(by_group)}"
+    assert np.mean(by_clip) <= 0.8, f"clip bootstrap coverage {np.mean(by_clip)}"
+    assert np.mean(by_group) - np.mean(by_clip) >= 0.15
+
+
+def test_two_way_covers_the_training_procedure():
+    """Seeds random too: the two-way interval covers the procedure's delta at least nominally."""
+    rng = np.random.default_rng(16)
+    covered = []
+    for rep in range(200):
+        deltas, groups, clusters, _ = _grouped(rng, seed_sd=0.03)
+        r = stats.group_bootstrap(deltas, groups, clusters, True, n_resamples=2000, seed=rep)
+        covered.append(r["low"] <= 0.02 <= r["high"])
+    assert np.mean(covered) >= 0.92
+
+
+def test_expanded_levels_widen_for_few_groups():
+    few, many = stats.expanded_levels(4, 0.95), stats.expanded_levels(1000, 0.95)
+    assert few[0] < many[0] and many[0] == pytest.approx(0.025, abs=1e-3)
+    assert few[0] + few[1] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 2 units"):
+        stats.expanded_levels(1, 0.95)
+
+
+@pytest.mark.parametrize(
+    ("deltas", "groups", "kwargs", "message"),
+    [
+        (np.ones((2, 4)), np.zeros(4), {}, "at least 2 groups"),
+        (np.ones((2, 4)), np.arange(3), {}, "groups and clusters"),
+        (np.ones((2, 4)), np.arange(4), {"clusters": np.arange(3)}, "groups and clusters"),
+        (np.ones((2, 2, 4)), np.arange(4), {}, "n_seeds, n_samples"),
+        (np.array([[1.0, np.nan], [0.0, 1.0]]), np.arange(2), {}, "NaN or inf"),
+        (np.array([[1.0, np.inf]]), np.arange(2), {}, "NaN or inf"),
+        (np.ones((2, 0)), np.arange(0), {}, "no samples"),
+        (np.ones((1, 4)), np.arange(4), {"resample_seeds": True}, "at least 2 seeds"),
+        (np.ones((2, 4)), np.arange(4), {"confidence": 1.0}, "confidence"),
+        (np.ones((2, 4)), np.arange(4), {"n_resamples": 0}, "n_resamples"),
+        (
+            np.ones((2, 4)),
+            np.array([0, 0, 1, 1]),
+            {"clusters": np.array(["x", "y", "y", "z"])},
+            "clip 'y' has samples in more than one group",
+        ),
+    ],
+)
+def test_group_bootstrap_rejects_bad_input(deltas, groups, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        stats.group_bootstrap(deltas, groups, **kwargs)

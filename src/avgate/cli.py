@@ -110,8 +110,8 @@ def _evaluate(args: argparse.Namespace, params: Params) -> None:
     scores = evaluate.run(params, args.seed)
     primary = params.evaluate.primary_metric
     print(
-        f"evaluate seed {args.seed}: test {primary} {scores['test'][primary]:.4f} "
-        f"(majority baseline {scores['majority_baseline_test'][primary]:.4f})"
+        f"evaluate seed {args.seed}: val {primary} {scores['val'][primary]:.4f} "
+        f"(majority baseline {scores['majority_baseline_val'][primary]:.4f}); test sealed"
     )
 
 
@@ -120,12 +120,23 @@ def _summarize(args: argparse.Namespace, params: Params) -> None:
 
     summary = summarize.run(params)
     primary = summary["primary_metric"]
-    test = summary["test"][primary]
+    val = summary["val"][primary]
     print(
-        f"summarize: test {primary} {test['mean']:.4f} ± {test['std']:.4f} (sample std) over "
+        f"summarize: val {primary} {val['mean']:.4f} ± {val['std']:.4f} (sample std) over "
         f"{summary['n_seeds']} seeds; majority baseline "
-        f"{summary['majority_baseline']['test'][primary]:.4f}"
+        f"{summary['majority_baseline']['val'][primary]:.4f}; test sealed until a gate look"
     )
+
+
+def _profiles(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages.profile import PROFILES, read_all
+
+    found = read_all()
+    if not found:
+        print(f"profiles: none under {PROFILES}: run a stage first")
+    for p in found:
+        rate = f"  {p['samples_per_s']:.0f} samples/s" if "samples_per_s" in p else ""
+        print(f"{p['stage']:<20}{p['seconds']:>9.2f} s{p['peak_rss_mib']:>9.0f} MiB{rate}")
 
 
 def _report(args: argparse.Namespace, params: Params) -> None:
@@ -159,7 +170,11 @@ def _ledger_verify(args: argparse.Namespace, params: Params) -> None:
     from avgate.gating import ledger
 
     entries = ledger.verify(args.path)
-    print(f"ledger {args.path}: {len(entries)} entries, hash chain intact")
+    print(
+        f"ledger {args.path}: {len(entries)} entries, hash chain intact, and no look recorded "
+        "in any committed version of it (any branch, tag, experiment or refs/avgate/ledger) "
+        "is missing"
+    )
 
 
 def _promote(args: argparse.Namespace, params: Params) -> None:
@@ -197,9 +212,12 @@ def parser() -> argparse.ArgumentParser:
         "--seed", type=int, required=True
     )
     add("summarize", _summarize, "aggregate seeds into metrics/eval.json and plots/")
+    add("profiles", _profiles, "wall time and peak memory of the last run of each stage")
     add("gate", _gate, "the workspace against the pinned baseline at one stage of gates.yaml")
     ledger = add("ledger", _ledger_verify, "check the test-split ledger's hash chain")
-    ledger.add_argument("action", choices=["verify"], help="verify: detect any edit")
+    ledger.add_argument(
+        "action", choices=["verify"], help="verify: detect any edit and any look that is missing"
+    )
     ledger.add_argument("--path", default="gates/ledger.jsonl", help="default: %(default)s")
     promote = add("promote", _promote, "run the gates.yaml protocol over DVC experiments")
     promote.add_argument("--line", required=True, help="candidate line named in the ledger")

@@ -1,17 +1,18 @@
 """Markdown comparison of two experiments' summaries, fit for a pull-request comment.
 
 Descriptive only: means and sample standard deviations over seeds, and their difference. Whether
-a difference is real is the gate's job (paired tests on the same seeds and samples).
+a difference is real is the gate's job (paired tests on the same seeds and samples). Validation
+only: the test split is sealed until a recorded look.
 
->>> current = {"primary_metric": "accuracy", "n_seeds": 3, "test": {"accuracy": {"mean": 0.9,
-...            "std": 0.01}}, "val": {}}
+>>> current = {"primary_metric": "accuracy", "n_seeds": 3, "val": {"accuracy": {"mean": 0.9,
+...            "std": 0.01}}}
 >>> print(metrics_table(current, None, "main").splitlines()[2])
-| test | accuracy | – | 0.9000 ± 0.0100 | – |
+| val | accuracy | – | 0.9000 ± 0.0100 | – |
 """
 
 from __future__ import annotations
 
-SPLITS = ("test", "val")
+SPLITS = ("val",)
 
 
 def _cell(entry: dict | None) -> str:
@@ -27,7 +28,7 @@ def _delta(new: dict | None, old: dict | None) -> str:
 
 
 def metrics_table(current: dict, baseline: dict | None, rev: str) -> str:
-    """Every metric of val and test: baseline, current and their difference of means."""
+    """Every validation metric: baseline, current and their difference of means."""
     lines = [
         f"| split | metric | {rev} | workspace | Δ mean |",
         "| --- | --- | --- | --- | --- |",
@@ -43,14 +44,15 @@ def metrics_table(current: dict, baseline: dict | None, rev: str) -> str:
 
 
 def calibration_table(current: dict, baseline: dict | None, rev: str) -> str:
-    """Test calibration before and after temperature scaling, baseline against workspace."""
+    """Validation calibration before and after cross-fitted temperature scaling, baseline
+    against workspace."""
     lines = [
         f"| score | {rev} before | {rev} after | workspace before | workspace after |",
         "| --- | --- | --- | --- | --- |",
     ]
-    old = (baseline or {}).get("calibration_test", {})
-    for name, entry in current.get("calibration_test", {}).items():
-        if name == "temperature":
+    old = (baseline or {}).get("calibration_val", {})
+    for name, entry in current.get("calibration_val", {}).items():
+        if not isinstance(entry, dict) or "before" not in entry:
             continue
         previous = old.get(name, {})
         lines.append(
@@ -62,16 +64,16 @@ def calibration_table(current: dict, baseline: dict | None, rev: str) -> str:
 
 def diagnostics_section(found: dict) -> str:
     """Worst groups, rows wrong in every seed, probability clustering, modality ablations."""
-    lines = ["Worst groups (test accuracy, mean over seeds):", ""]
+    lines = ["Worst groups (validation accuracy, mean over seeds):", ""]
     lines += [f"- {w['group']}: {w['accuracy']:.3f}" for w in found.get("worst_groups", [])]
     wrong = found.get("wrong_in_every_seed", {})
-    lines += ["", f"Test rows wrong in every seed: {wrong.get('rows', 0)} "
+    lines += ["", f"Validation rows wrong in every seed: {wrong.get('rows', 0)} "
               f"({wrong.get('share', 0):.1%})."]  # fmt: skip
     clusters = found.get("probability_clusters", {})
     if clusters:
         worst = max(c["share_in_clusters"] for c in clusters.values())
         lines.append(
-            f"Largest share of test predictions sharing one probability vector: {worst:.1%}."
+            f"Largest share of validation predictions sharing one probability vector: {worst:.1%}."
         )
     ablation = found.get("modality_ablation", {})
     if ablation:
@@ -91,11 +93,11 @@ def render(
 ) -> str:
     """The whole report."""
     primary = current["primary_metric"]
-    head = current["test"][primary]
+    head = current["val"][primary]
     parts = [
         f"## avgate report: workspace against `{rev}`",
         "",
-        f"Primary metric **{primary}** on test: {_cell(head)} (mean ± sample std over "
+        f"Primary metric **{primary}** on validation: {_cell(head)} (mean ± sample std over "
         f"{current['n_seeds']} seeds{'' if baseline else f'; no metrics found at {rev}'}).",
         "Descriptive only: no significance test here; the gate runs paired tests.",
         "",
@@ -103,7 +105,7 @@ def render(
         "",
         metrics_table(current, baseline, rev),
         "",
-        "### Calibration on test (temperature fitted on validation)",
+        "### Calibration on validation (temperature cross-fitted on its two halves)",
         "",
         calibration_table(current, baseline, rev),
         "",
@@ -113,9 +115,8 @@ def render(
         "",
         "### Cost (workspace)",
         "",
-        f"Trainable parameters {cost.get('trainable_parameters')}, training "
-        f"{cost.get('train_samples_per_s', {}).get('mean', 0):.0f} samples/s, peak RSS "
-        f"{max(cost.get('peak_rss_mib', {'-': 0}).values())} MiB (largest stage).",
+        f"Trainable parameters {cost.get('trainable_parameters')} of "
+        f"{cost.get('total_parameters')}; wall times and peak memory: `avgate profiles`.",
     ]
     if plots:
         parts += ["", f"Plots: `{plots}` (`dvc plots diff {rev}`)."]

@@ -1,4 +1,4 @@
-"""Paired tests, cluster bootstrap, McNemar, Holm correction and power for model gates.
+"""Paired tests, cluster and group bootstrap, McNemar, Holm correction and power for model gates.
 
 Inputs are plain arrays of `deltas` (candidate - baseline), paired by seed: delta i is the
 candidate's metric minus the baseline's metric trained and evaluated with seed i. Every result
@@ -352,6 +352,216 @@ def cluster_bootstrap(
             f"with replacement; the same draw for all {n_seeds} seed(s))"
         ),
     }
+
+
+def _clip_layout(
+    groups: np.ndarray, clusters: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each sample's clip index (clips ordered by group), clips per group, first clip per group.
+
+    Refuses a clip that spans two groups: clips must nest in groups.
+    """
+    _, clip = np.unique(clusters, return_inverse=True)
+    group_names, group = np.unique(groups, return_inverse=True)
+    n_clips = int(clip.max()) + 1
+    clip_group = np.zeros(n_clips, dtype=np.int64)
+    clip_group[clip] = group
+    split = np.flatnonzero(clip_group[clip] != group)
+    if split.size:
+        i = split[0]
+        first, second = group_names[group[i]].item(), group_names[clip_group[clip[i]]].item()
+        raise ValueError(
+            f"clip {clusters[i].item()!r} has samples in more than one group (e.g. {first!r} "
+            f"and {second!r}); clips must nest in groups"
+        )
+    order = np.argsort(clip_group, kind="stable")
+    rank = np.empty(n_clips, dtype=np.int64)
+    rank[order] = np.arange(n_clips)
+    per_group = np.bincount(clip_group, minlength=len(group_names))
+    starts = np.concatenate([[0], np.cumsum(per_group)[:-1]])
+    return rank[clip], per_group, starts
+
+
+def _group_inputs(deltas, groups, clusters) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deltas as (n_seeds, n_samples) float, groups and clusters as (n_samples,) arrays."""
+    d = np.asarray(deltas, dtype=np.float64)
+    d = d[None, :] if d.ndim == 1 else d
+    g = np.asarray(groups)
+    c = np.arange(d.shape[-1]) if clusters is None else np.asarray(clusters)
+    if d.ndim != 2 or g.shape != (d.shape[1],) or c.shape != g.shape:
+        raise ValueError(
+            f"deltas must be (n_seeds, n_samples) and groups and clusters (n_samples,); got "
+            f"{np.shape(deltas)}, {g.shape} and {c.shape}"
+        )
+    if d.shape[1] == 0:
+        raise ValueError("deltas hold no samples")
+    if not np.isfinite(d).all():
+        raise ValueError("deltas contain NaN or inf")
+    return d, g, c
+
+
+def _draw_clip_counts(
+    per_group: np.ndarray, starts: np.ndarray, rows: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(rows, n_clips) counts: groups drawn with replacement, then clips within each drawn group.
+
+    A group drawn k times contributes k draws of its own size from its clips, so every
+    resample keeps the split's shape: as many groups, and each drawn group as many clips.
+    """
+    n_groups, n_clips = len(per_group), int(per_group.sum())
+    drawn = rng.integers(0, n_groups, size=rows * n_groups)
+    sizes = per_group[drawn]
+    group_of_draw = np.repeat(drawn, sizes)
+    row_of_draw = np.repeat(np.arange(rows), sizes.reshape(rows, n_groups).sum(axis=1))
+    within = rng.random(group_of_draw.size) * per_group[group_of_draw]  # 4x rng.integers' speed
+    clip = starts[group_of_draw] + within.astype(np.int64)
+    counts = np.bincount(row_of_draw * n_clips + clip, minlength=rows * n_clips)
+    return counts.reshape(rows, n_clips).astype(np.float64)
+
+
+def _draw_seed_counts(n_seeds: int, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """(rows, n_seeds) counts of seed rows drawn with replacement."""
+    draws = rng.integers(0, n_seeds, size=(rows, n_seeds)) + (np.arange(rows) * n_seeds)[:, None]
+    return np.bincount(draws.ravel(), minlength=rows * n_seeds).reshape(rows, n_seeds) * 1.0
+
+
+def _group_resampled_means(
+    sums: np.ndarray,
+    sizes: np.ndarray,
+    layout: tuple[np.ndarray, np.ndarray],
+    resample_seeds: bool,
+    n_resamples: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Mean delta of each hierarchical resample; chunks of about 200k clip counts.
+
+    With seed counts V (rows, n_seeds) and clip counts W (rows, n_clips) the mean of a
+    resample is sum(W @ sums.T * V) / n_seeds / (W @ sizes); with seeds fixed V is all ones.
+    """
+    n_seeds, n_clips = sums.shape
+    seed_mean = sums.mean(axis=0)
+    chunk = max(1, BOOTSTRAP_CHUNK_CELLS // n_clips)
+    out = np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
+        clips = _draw_clip_counts(*layout, rows, rng)
+        if resample_seeds:
+            seeds = _draw_seed_counts(n_seeds, rows, rng)
+            totals = ((clips @ sums.T) * seeds).sum(axis=1) / n_seeds
+        else:
+            totals = clips @ seed_mean
+        out[start : start + rows] = totals / (clips @ sizes)
+    return out
+
+
+def expanded_levels(n: int, confidence: float) -> np.ndarray:
+    """Quantile levels of the expanded percentile interval for a bootstrap over `n` units.
+
+    The plain percentile interval is too narrow with few units (its spread shrinks by
+    (n - 1) / n and uses normal, not t, quantiles). The expanded interval (Hesterberg 2015,
+    "What teachers should know about the bootstrap") widens the levels to
+    Phi(+-sqrt(n / (n - 1)) * t_{n-1, 1 - alpha / 2}).
+
+    >>> expanded_levels(8, 0.95).round(4)
+    array([0.0057, 0.9943])
+    """
+    if n < 2:
+        raise ValueError(f"the expanded interval needs at least 2 units, got {n}")
+    width = np.sqrt(n / (n - 1)) * sps.t.ppf(1 - (1 - confidence) / 2, n - 1)
+    return sps.norm.cdf([-width, width])
+
+
+def _claim(n_seeds: int, resample_seeds: bool) -> str:
+    """What an interval generalises over."""
+    if resample_seeds:
+        return "this training procedure on new groups"
+    if n_seeds == 1:
+        return "this 1 trained model on new groups"
+    return f"these {n_seeds} trained models on new groups"
+
+
+def group_bootstrap(
+    deltas: np.ndarray,
+    groups: np.ndarray,
+    clusters: np.ndarray | None = None,
+    resample_seeds: bool = False,
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Hierarchical bootstrap interval of the mean per-sample delta over groups, clips and seeds.
+
+    `deltas` (candidate - baseline per sample) is (n_seeds, n_samples); `groups` (n_samples,)
+    is each sample's split group (speaker, recording channel, video) and `clusters`
+    (n_samples,) its clip (default: each sample its own clip); clips must nest in groups.
+    Each resample draws groups with replacement, then clips with replacement within each
+    drawn group, then, with `resample_seeds`, seed rows with replacement (a two-way bootstrap
+    over seeds and groups). The statistic is the mean over seeds of each seed's
+    sample-weighted mean delta. The interval is the expanded percentile interval over the
+    number of groups (`expanded_levels`): with 8 groups the plain percentile interval covered
+    0.88 at nominal 0.95 in simulation, the expanded one 0.95. Two-way it is conservative
+    (the pigeonhole bootstrap counts the seed-by-sample noise more than once; Owen 2007).
+    `claim` says what it generalises over: the trained models at hand (seeds fixed) or the
+    training procedure (seeds resampled), on groups other than the test split's. Vectorised:
+    one chunk of about 200k clip draws at a time, no Python loop per resample.
+
+    >>> rng = np.random.default_rng(0)
+    >>> groups = np.repeat(np.arange(8), 6)
+    >>> d = 0.05 + rng.normal(0, 0.05, size=8)[groups] + rng.normal(0, 0.1, size=(3, 48))
+    >>> r = group_bootstrap(d, groups, n_resamples=2000)
+    >>> r["n_groups"], r["n_clusters"], r["n_seeds"], r["low"] < r["estimate"] < r["high"]
+    (8, 48, 3, True)
+    >>> r["claim"]
+    'these 3 trained models on new groups'
+    >>> group_bootstrap(d, groups, resample_seeds=True, n_resamples=2000)["claim"]
+    'this training procedure on new groups'
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be positive, got {n_resamples}")
+    d, g, c = _group_inputs(deltas, groups, clusters)
+    clip, per_group, starts = _clip_layout(g, c)
+    n_seeds, n_groups, n_clips = d.shape[0], len(per_group), int(per_group.sum())
+    if n_groups < 2:
+        raise ValueError(f"need at least 2 groups to resample, got {n_groups}")
+    if resample_seeds and n_seeds < 2:
+        raise ValueError(f"resample_seeds needs at least 2 seeds, got {n_seeds}")
+    sums = np.stack([np.bincount(clip, weights=row, minlength=n_clips) for row in d])
+    sizes = np.bincount(clip, minlength=n_clips).astype(np.float64)
+    estimate = float(sums.mean(axis=0).sum() / sizes.sum())
+    rng = np.random.default_rng(seed)
+    boot = _group_resampled_means(
+        sums, sizes, (per_group, starts), resample_seeds, n_resamples, rng
+    )
+    levels = expanded_levels(n_groups, confidence)
+    low, high = np.quantile(boot, levels) if np.ptp(boot) > 0 else (estimate, estimate)
+    return {
+        "estimate": estimate,
+        "low": float(low),
+        "high": float(high),
+        "confidence": confidence,
+        "method": f"expanded percentile over {n_groups} groups",
+        "n_resamples": n_resamples,
+        "n_groups": n_groups,
+        "n_clusters": n_clips,
+        "n_seeds": n_seeds,
+        "resampled": _resampled(per_group, n_seeds, resample_seeds),
+        "claim": _claim(n_seeds, resample_seeds),
+    }
+
+
+def _resampled(per_group: np.ndarray, n_seeds: int, resample_seeds: bool) -> str:
+    """The sentence saying what a group bootstrap resampled."""
+    seeds = (
+        f"then {n_seeds} seed rows with replacement (two-way over seeds and groups)"
+        if resample_seeds
+        else f"the same draw for all {n_seeds} seed(s), which stay fixed"
+    )
+    return (
+        f"groups ({len(per_group)} groups of {int(per_group.min())}-{int(per_group.max())} "
+        f"clips, with replacement), then clips with replacement within each drawn group, {seeds}"
+    )
 
 
 def t_test_power(n, effect: float, alpha: float = 0.05, alternative: str = "greater"):

@@ -1,7 +1,8 @@
 """Diagnostics a gate stage can hold a candidate to: how much worse than the baseline it may be.
 
-Each entry of `DIAGNOSTICS` turns the per-seed `metrics.json` dicts written by `evaluate` (one
-per seed, baseline and candidate) into a `Worsening`: the two seed-mean values and how much
+Each entry of `DIAGNOSTICS` turns the per-seed metrics dicts (one per seed, baseline and
+candidate: `evaluate`'s validation metrics plus the test scores a recorded look computes) into a
+`Worsening`: the two seed-mean values and how much
 worse the candidate is, oriented so that a positive number is worse. A non-inferiority margin
 in `gates.yaml` (`non_inferiority: {ece: 0.02}`) bounds that number.
 
@@ -9,8 +10,9 @@ in `gates.yaml` (`non_inferiority: {ece: 0.02}`) bounds that number.
   worse = candidate - baseline.
 - `class_recall`: each class's recall on test; worse = the largest recall loss of any class
   (baseline - candidate), so one class cannot be sacrificed for the mean.
-- `modality_reliance`: the drop of the primary metric when one modality is taken from another
-  clip; worse = the largest increase of that drop over the modalities, so a candidate that leans
+- `modality_reliance`: the drop of the primary metric on validation when one modality is taken
+  from another clip (ablations need the model, which a look does not run); worse = the largest
+  increase of that drop over the modalities, so a candidate that leans
   harder on one modality (the camera, say) than the baseline did is caught.
 
 >>> base = [{"calibration_test": {"before": {"ece": 0.04}}}]
@@ -95,19 +97,17 @@ def _class_recall(baseline: list[dict], candidate: list[dict]) -> Worsening:
 
 
 def _drops(per_seed: list[dict]) -> dict[str, float]:
-    names = [
-        k for k in per_seed[0].get("modality_ablation_test", {}) if k.endswith(ABLATION_SUFFIX)
-    ]
+    names = [k for k in per_seed[0].get("modality_ablation_val", {}) if k.endswith(ABLATION_SUFFIX)]
     return {
         name.removesuffix(ABLATION_SUFFIX): _seed_mean(
-            per_seed, lambda m, name=name: m["modality_ablation_test"][name]["drop"]
+            per_seed, lambda m, name=name: m["modality_ablation_val"][name]["drop"]
         )
         for name in names
     }
 
 
 def _modality_reliance(baseline: list[dict], candidate: list[dict]) -> Worsening:
-    what = "primary-metric drop with one modality from another clip"
+    what = "primary-metric drop on validation with one modality from another clip"
     return _largest_loss(_drops(baseline), _drops(candidate), what, True)
 
 

@@ -110,10 +110,10 @@ class Promotion:
                 f"{SPEC}: baseline {spec.baseline!r} is not a git revision; tag the baseline "
                 f"commit first (`git tag -a {spec.baseline} -m baseline`)"
             )
+        looks = sum(entry.spec_hash == spec.hash for entry in entries)
         self.say(
             f"plan {SPEC} sha256 {spec.hash[:12]}; baseline {spec.baseline}; ledger {LEDGER} "
-            f"intact ({len(entries)} entries); line {self.line!r} has used "
-            f"{ledger.attempts(entries, self.line)} test looks"
+            f"intact and complete ({len(entries)} entries, {looks} under this plan)"
         )
         return spec
 

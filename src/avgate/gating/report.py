@@ -67,6 +67,14 @@ def markdown(result: dict) -> str:
             f"- {interval['confidence']:.0%} interval of the mean delta ({interval['method']}): "
             f"[{interval['low']:+.4f}, {interval['high']:+.4f}]."
         )
+    statistics = result["statistics"]
+    if statistics.get("claim"):
+        lines.append(
+            f"- The interval rests on {statistics['n_groups']} test groups; the claim holds for "
+            f"{statistics['claim']}."
+        )
+    if statistics.get("alpha_correction"):
+        lines.append(f"- Repeated looks: {statistics['alpha_correction']}.")
     needed = result.get("seeds_needed")
     if needed:
         lines.append(
@@ -83,7 +91,8 @@ def markdown(result: dict) -> str:
     ledger = result.get("ledger")
     if ledger:
         lines.append(
-            f"- Ledger `{ledger['path']}` entry #{ledger['index']} ({ledger['hash'][:12]}); "
-            f"attempt {ledger['attempt']} of {ledger['max_attempts']} at this stage."
+            f"- Ledger `{ledger['path']}` entry #{ledger['index']} ({ledger['hash'][:12]}, "
+            f"committed to `{ledger['ref']}`); look {ledger['look']} of {ledger['looks']} "
+            "allowed at this stage under this spec and test split."
         )
     return "\n".join(lines) + "\n"

@@ -17,8 +17,8 @@ from pathlib import Path
 from dvc.api import DVCFileSystem
 
 FETCH_HINT = (
-    "fetch the baseline's outputs first: `dvc fetch --rev {rev}` (or `dvc pull` in a clone "
-    "that has a remote), or re-run the baseline revision's pipeline"
+    "fetch the baseline's outputs first: `dvc fetch --all-tags` (DVC 3 has no --rev; this brings "
+    "{rev}'s from the remote), or re-run the baseline revision's pipeline"
 )
 
 

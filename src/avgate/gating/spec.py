@@ -1,24 +1,31 @@
 """The pre-registered gate plan, `gates.yaml`: what a candidate must show, decided before it runs.
 
-The spec names the primary metric and its direction, the pinned baseline, how many looks at the
-test split a candidate line may take, how the candidate is selected on validation, and the stages
-of the test (seeds, paired statistic, sidedness, alpha, minimum effect, optional bootstrap bound,
-non-inferiority margins on diagnostics). It is validated once, with errors naming the file, the
+The spec names the primary metric and its direction, the pinned baseline, the correction for
+repeated looks (`alpha_correction`), the fewest test groups an interval may rest on
+(`min_groups`), how the candidate is selected on validation, and the stages of the test (seeds,
+paired statistic, sidedness, alpha, the number of looks allowed, minimum effect, optional
+bootstrap bound and whether it resamples seeds, non-inferiority margins on diagnostics).
+
+`looks` is the total number of test looks a stage allows under this spec and this test split,
+whatever the candidate line; the stage's `alpha` is the family alpha, split over its looks by
+Bonferroni (`GateStage.alpha_per_look`). It is validated once, with errors naming the file, the
 key and the fix, and a stage that can never pass (an exact test whose smallest p-value with its
-seeds is above alpha) is refused rather than left to fail every time. `GateSpec.hash` is the
-sha256 of the canonical JSON of the parsed spec, so comments and formatting do not change it.
+seeds is above alpha per look) is refused rather than left to fail every time. `GateSpec.hash` is
+the sha256 of the canonical JSON of the parsed spec, so comments and formatting do not change it.
 
 >>> data = {
 ...     "primary_metric": "segment_accuracy", "direction": "maximize", "baseline": "v1-baseline",
-...     "max_attempts": 3,
+...     "alpha_correction": "bonferroni", "min_groups": 8,
 ...     "selection": {"split": "val", "seeds": [0, 1, 2], "rule": "max_mean_delta"},
 ...     "stages": [{"name": "full_test", "split": "test", "seeds": list(range(10)),
 ...                 "statistic": "paired_t", "alternative": "greater", "alpha": 0.05,
-...                 "min_delta": 0.02}],
+...                 "looks": 2, "min_delta": 0.02}],
 ... }
 >>> spec = parse_spec(data, "gates.yaml")
->>> spec.stages[0].name, spec.stages[0].non_inferiority, len(spec.hash)
-('full_test', {}, 64)
+>>> spec.stages[0].name, spec.stages[0].non_inferiority, spec.stages[0].alpha_per_look
+('full_test', {}, 0.025)
+>>> spec.min_groups, len(spec.hash)
+(8, 64)
 >>> data["stages"][0]["statistic"] = "sign_flip"
 >>> data["stages"][0]["seeds"] = [0, 1, 2]
 >>> parse_spec(data, "gates.yaml")  # doctest: +ELLIPSIS
@@ -44,7 +51,16 @@ from avgate.gating.diagnostics import DIAGNOSTICS
 STATISTICS = {"paired_t": stats.PAIRED_T, "wilcoxon": stats.WILCOXON, "sign_flip": stats.SIGN_FLIP}
 DIRECTIONS = ("maximize", "minimize")
 SPLITS = ("val", "test")
-TOP_REQUIRED = ("primary_metric", "direction", "baseline", "max_attempts", "selection", "stages")
+TOP_REQUIRED = (
+    "primary_metric",
+    "direction",
+    "baseline",
+    "alpha_correction",
+    "min_groups",
+    "selection",
+    "stages",
+)
+ALPHA_CORRECTIONS = ("bonferroni",)  # each look is tested at alpha / looks
 SELECTION_REQUIRED = ("split", "seeds", "rule")
 SELECTION_OPTIONAL = ("tie_break",)
 RULES = ("max_mean_delta",)  # the candidate whose mean per-seed delta on selection.split is largest
@@ -56,9 +72,10 @@ STAGE_REQUIRED = (
     "statistic",
     "alternative",
     "alpha",
+    "looks",
     "min_delta",
 )
-STAGE_OPTIONAL = ("ci_low_min", "non_inferiority")
+STAGE_OPTIONAL = ("ci_low_min", "resample_seeds", "non_inferiority")
 
 
 class SpecError(ValueError):
@@ -69,8 +86,13 @@ class SpecError(ValueError):
 class GateStage:
     """One stage of the test: seeds, paired statistic, alpha and the thresholds to meet.
 
-    >>> GateStage("quick_test", "test", (0, 1, 2), "sign_flip", "greater", 0.2, 0.018).seeds
-    (0, 1, 2)
+    `alpha` is the stage's family alpha over its `looks`; `resample_seeds` makes the bootstrap
+    interval (asked for by `ci_low_min`) resample seeds as well as groups.
+
+    >>> stage = GateStage("quick_test", "test", (0, 1, 2), "sign_flip", "greater", 0.25, 0.018,
+    ...                   looks=2)
+    >>> stage.seeds, stage.alpha_per_look
+    ((0, 1, 2), 0.125)
     """
 
     name: str
@@ -82,21 +104,29 @@ class GateStage:
     min_delta: float
     ci_low_min: float | None = None
     non_inferiority: dict[str, float] = field(default_factory=dict)
+    looks: int = 1
+    resample_seeds: bool = False
+
+    @property
+    def alpha_per_look(self) -> float:
+        """The alpha each look is tested at: Bonferroni, `alpha / looks`."""
+        return self.alpha / self.looks
 
 
 @dataclass(frozen=True)
 class GateSpec:
     """The parsed plan; `hash` identifies it in the ledger and in every verdict.
 
-    >>> spec = GateSpec("acc", "maximize", "v1", 3, {"split": "val"}, (), hash="0" * 64)
-    >>> spec.direction
-    'maximize'
+    >>> spec = GateSpec("acc", "maximize", "v1", "bonferroni", 8, {"split": "val"}, (), "0" * 64)
+    >>> spec.direction, spec.min_groups
+    ('maximize', 8)
     """
 
     primary_metric: str
     direction: str
     baseline: str
-    max_attempts: int
+    alpha_correction: str
+    min_groups: int
     selection: dict
     stages: tuple[GateStage, ...]
     hash: str
@@ -132,15 +162,15 @@ def parse_spec(data: dict, source: str) -> GateSpec:
     _check_mapping(data, "(top level)", source)
     _check_keys(data, TOP_REQUIRED, (), "", source)
     direction = _choice(data["direction"], DIRECTIONS, "direction", source)
-    max_attempts = data["max_attempts"]
-    if not _is_int(max_attempts) or max_attempts < 1:
-        _fail(source, "max_attempts", f"must be a positive integer, got {max_attempts!r}")
+    correction = _choice(data["alpha_correction"], ALPHA_CORRECTIONS, "alpha_correction", source)
+    min_groups = _integer(data["min_groups"], 2, "min_groups", source)
     stages = _parse_stages(data["stages"], source)
     spec = GateSpec(
         primary_metric=_text(data["primary_metric"], "primary_metric", source),
         direction=direction,
         baseline=_text(data["baseline"], "baseline", source),
-        max_attempts=max_attempts,
+        alpha_correction=correction,
+        min_groups=min_groups,
         selection=_parse_selection(data["selection"], source),
         stages=stages,
         hash="",
@@ -151,14 +181,36 @@ def parse_spec(data: dict, source: str) -> GateSpec:
 def spec_hash(spec: GateSpec) -> str:
     """sha256 of the spec's canonical JSON (sorted keys, no spaces), its own `hash` left out.
 
-    >>> a = GateSpec("acc", "maximize", "v1", 3, {}, (), hash="")
-    >>> spec_hash(a) == spec_hash(GateSpec("acc", "maximize", "v1", 3, {}, (), hash="x"))
+    >>> a = GateSpec("acc", "maximize", "v1", "bonferroni", 8, {}, (), hash="")
+    >>> spec_hash(a) == spec_hash(replace(a, hash="x"))
     True
     """
     plain = asdict(spec)
     plain.pop("hash")
     canonical = json.dumps(plain, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_groups(spec: GateSpec, stage: GateStage, n_groups: int, source: str) -> None:
+    """Refuse, before a look, a stage whose interval would rest on fewer than `min_groups` groups.
+
+    >>> stage = GateStage("full", "test", (0, 1), "paired_t", "greater", 0.05, 0.0, ci_low_min=0)
+    >>> spec = GateSpec("acc", "maximize", "v1", "bonferroni", 8, {}, (stage,), "")
+    >>> check_groups(spec, stage, 8, "gates.yaml")
+    >>> check_groups(spec, stage, 3, "gates.yaml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    avgate.gating.spec.SpecError: gates.yaml: min_groups: stage full's interval needs at least 8 ...
+    """
+    if stage.ci_low_min is None or n_groups >= spec.min_groups:
+        return
+    _fail(
+        source,
+        "min_groups",
+        f"stage {stage.name}'s interval needs at least {spec.min_groups} {stage.split} groups "
+        f"and the split has {n_groups}; the interval would not generalise to new groups: "
+        "split with more groups in test",
+    )
 
 
 def _parse_selection(data: Any, source: str) -> dict:
@@ -194,6 +246,9 @@ def _parse_stage(data: Any, index: int, source: str) -> GateStage:
     ci_low_min = data.get("ci_low_min")
     if ci_low_min is not None:
         ci_low_min = _number(ci_low_min, f"{where}.ci_low_min", source)
+    resample_seeds = data.get("resample_seeds", False)
+    if not isinstance(resample_seeds, bool):
+        _fail(source, f"{where}.resample_seeds", f"must be true or false, got {resample_seeds!r}")
     alternatives = stats.ALTERNATIVES
     stage = GateStage(
         name=_text(data["name"], f"{where}.name", source),
@@ -205,11 +260,37 @@ def _parse_stage(data: Any, index: int, source: str) -> GateStage:
         min_delta=_number(data["min_delta"], f"{where}.min_delta", source),
         ci_low_min=ci_low_min,
         non_inferiority=_margins(data.get("non_inferiority") or {}, where, source),
+        looks=_integer(data["looks"], 1, f"{where}.looks", source),
+        resample_seeds=resample_seeds,
     )
     if not 0 < stage.alpha < 1:
         _fail(source, f"{where}.alpha", f"must be in (0, 1), got {stage.alpha}")
     _check_reachable(stage, where, source)
+    _check_interval(stage, where, source)
     return stage
+
+
+def _check_interval(stage: GateStage, where: str, source: str) -> None:
+    """Refuse an interval with no confidence left, or `resample_seeds` without an interval.
+
+    (A stage with one seed never gets here: no test reaches its alpha with one seed.)
+    """
+    if stage.ci_low_min is not None and stage.alpha_per_look >= 0.5:
+        _fail(
+            source,
+            f"{where}.alpha",
+            f"ci_low_min bounds a two-sided interval at confidence 1 - 2 * alpha / looks, and "
+            f"alpha {stage.alpha:g} over {stage.looks} look(s) leaves none: lower alpha",
+        )
+    if not stage.resample_seeds:
+        return
+    if stage.ci_low_min is None:
+        _fail(
+            source,
+            f"{where}.resample_seeds",
+            "only the bootstrap interval resamples seeds, and this stage asks for none: "
+            "set ci_low_min or remove resample_seeds",
+        )
 
 
 def _check_reachable(stage: GateStage, where: str, source: str) -> None:
@@ -225,16 +306,18 @@ def _check_reachable(stage: GateStage, where: str, source: str) -> None:
             f"{stats.MAX_SIGN_FLIP_N} seeds, got {n}; use statistic: paired_t or wilcoxon",
         )
     floor = stats.min_p_value(STATISTICS[stage.statistic], n, stage.alternative)
-    if floor > stage.alpha:
+    per_look = stage.alpha_per_look
+    if floor > per_look:
         sided = "two-sided" if stage.alternative == "two-sided" else "one-sided"
         tails = 2 if sided == "two-sided" else 1
-        needed = math.ceil(math.log2(tails / stage.alpha))
+        needed = math.ceil(math.log2(tails / per_look) - 1e-9)
         _fail(
             source,
             f"{where}.alpha",
             f"an exact {sided} test ({stage.statistic}) with {n} seeds cannot go below "
-            f"p = {floor:g}; alpha {stage.alpha:g} can never pass: add seeds (at least "
-            f"{needed} for alpha {stage.alpha:g}), raise alpha, or use statistic: paired_t",
+            f"p = {floor:g}; alpha {stage.alpha:g} over {stage.looks} look(s) (Bonferroni: "
+            f"{per_look:g} per look) can never pass: add seeds (at least {needed} for "
+            f"{per_look:g} per look), raise alpha, lower looks, or use statistic: paired_t",
         )
 
 
@@ -291,6 +374,12 @@ def _number(value: Any, key: str, source: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         _fail(source, key, f"must be a finite number, got {value!r}")
     return float(value)
+
+
+def _integer(value: Any, least: int, key: str, source: str) -> int:
+    if not _is_int(value) or value < least:
+        _fail(source, key, f"must be an integer >= {least}, got {value!r}")
+    return value
 
 
 def _is_int(value: Any) -> bool:

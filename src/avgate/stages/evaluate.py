@@ -1,6 +1,11 @@
-"""`evaluate@<seed>`: raw logits for val and test, per-seed scores with a majority baseline,
-calibration before and after temperature scaling, per-class scores, probability clustering and
-modality ablations (audio-visual models)."""
+"""`evaluate@<seed>`: raw logits for val and test, and validation scores: every metric with a
+majority baseline, cross-fitted calibration, per-class scores, probability clustering and
+modality ablations (audio-visual models).
+
+The test split is sealed: its logits are stored without labels and nothing here reads its
+labels or scores it. Only a recorded look (the gate at a test stage, under the ledger lock)
+joins the test labels and scores the stored logits.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,13 @@ from avgate.config import ConfigError, Params
 from avgate.files import atomic_dir, read_json, write_json, write_parquet
 from avgate.models.fit import pin_determinism
 from avgate.models.fused import rebuild_head
+from avgate.scoring import majority_class, predictions_table, split_scores
 from avgate.stages.inputs import (
     DESCRIPTION,
-    EVAL_SPLITS,
-    LOGIT_PREFIX,
     WEIGHTS,
     Examples,
     examples,
+    features,
     modality_columns,
     model_dir,
     predictions_dir,
@@ -44,28 +49,6 @@ def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     """Raw logits of `model` for features `x`."""
     with torch.inference_mode():
         return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
-
-
-def predictions_table(
-    index: pd.DataFrame, labels: np.ndarray, logits: np.ndarray, classes: list[str]
-) -> pd.DataFrame:
-    """Index columns, the true label, and one raw-logit column per class."""
-    table = index.reset_index(drop=True).copy()
-    table["label"] = labels
-    for i, name in enumerate(classes):
-        table[f"{LOGIT_PREFIX}{name}"] = logits[:, i]
-    return table
-
-
-def majority_class(train_label_counts: dict[str, int]) -> str:
-    """The most frequent training label (ties: the first in sorted order)."""
-    return max(sorted(train_label_counts), key=lambda label: train_label_counts[label])
-
-
-def one_hot(n: int, index: int, k: int) -> np.ndarray:
-    probs = np.zeros((n, k))
-    probs[:, index] = 1.0
-    return probs
 
 
 def ablations(params: Params, model: torch.nn.Module, data: Examples, classes: list[str]) -> dict:
@@ -107,7 +90,7 @@ def aggregated(params: Params, data: Examples, probs: np.ndarray, classes: list[
 
 
 def run(params: Params, seed: int) -> dict:
-    """Predict val and test with one seed's head; write predictions/seed<seed>/."""
+    """Predict val and test with one seed's model and score val; write predictions/seed<seed>/."""
     with recorded(f"evaluate/seed{seed}"):
         return _evaluate(params, seed)
 
@@ -123,43 +106,36 @@ def _evaluate(params: Params, seed: int) -> dict:
     else:
         model, description = load_head(seed)
     classes = description["classes"]
-    lookup = {c: i for i, c in enumerate(classes)}
     majority = majority_class(description["train_label_counts"])
-    kind = params.task.kind
     scores: dict = {
         "seed": seed,
         "primary_metric": params.evaluate.primary_metric,
         "majority_class": majority,
     }
-    data, logits = {}, {}
     with atomic_dir(predictions_dir(seed)) as tmp:
-        for split in EVAL_SPLITS:
-            if lora:
-                index, labels, logits[split], _ = lora_train.predict(params, seed, split)
-                data[split] = Examples(np.zeros((len(labels), 0), np.float32), labels, index)
-            else:
-                data[split] = examples(params, split)
-                logits[split] = predict(model, data[split].x)
-            table = predictions_table(data[split].index, data[split].labels, logits[split], classes)
-            write_parquet(table, tmp / f"{split}.parquet")
-            labels = data[split].labels
-            probs = calibration.softmax(logits[split])
-            scores[split] = metrics.score(kind, labels, probs, classes)
-            scores[split]["ece"] = calibration.ece(probs, np.array([lookup[x] for x in labels]))
-            baseline = one_hot(len(labels), lookup[majority], len(classes))
-            scores[f"majority_baseline_{split}"] = metrics.score(kind, labels, baseline, classes)
-        test = data["test"]
-        y = {split: np.array([lookup[label] for label in data[split].labels]) for split in data}
-        probs = calibration.softmax(logits["test"])
-        scores["per_class_test"] = metrics.per_class(
-            test.labels, np.asarray(classes)[probs.argmax(axis=1)], classes
+        if lora:
+            index, labels, logits, _ = lora_train.predict(params, seed, "val")
+            val = Examples(np.zeros((len(labels), 0), np.float32), labels, index)
+            test_index, _, test_logits, _ = lora_train.predict(params, seed, "test")
+        else:
+            val = examples(params, "val")
+            logits = predict(model, val.x)
+            test_x, test_index = features(params, "test")
+            test_logits = predict(model, test_x)
+        write_parquet(
+            predictions_table(val.index, val.labels, logits, classes), tmp / "val.parquet"
         )
-        scores["calibration_test"] = calibration.calibration_report(
-            logits["val"], y["val"], logits["test"], y["test"]
+        write_parquet(
+            predictions_table(test_index, None, test_logits, classes), tmp / "test.parquet"
         )
-        scores["probability_clusters_test"] = diagnostics.probability_clusters(probs)
+        scores |= split_scores(params.task.kind, "val", val.labels, logits, classes, majority)
+        y = np.array([classes.index(label) for label in val.labels])
+        scores["calibration_val"] = calibration.cross_fitted_report(
+            logits, y, val.index["clip_id"].to_numpy()
+        )
+        probs = calibration.softmax(logits)
         if params.evaluate.aggregate_by:
-            scores["test_aggregated"] = aggregated(params, test, probs, classes)
-        scores["modality_ablation_test"] = {} if lora else ablations(params, model, test, classes)
+            scores["val_aggregated"] = aggregated(params, val, probs, classes)
+        scores["modality_ablation_val"] = {} if lora else ablations(params, model, val, classes)
         write_json(tmp / "metrics.json", scores)
     return scores

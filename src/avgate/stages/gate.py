@@ -2,11 +2,14 @@
 
 `gate.stage: selection` (the default) compares validation scores per seed with the baseline's
 and touches neither the test split nor the ledger. A `gates.yaml` stage name (`quick_test`,
-`full_test`) runs that stage: the ledger is verified and asked whether the candidate line may
-look at the test split again; both sides' predictions are read (the baseline's at its pinned
-revision, through DVC) and must cover the stage's seeds with the same samples in the same order;
-then every statistic and criterion is computed, the look is appended to the ledger whatever the
-outcome, and `metrics/gate.json`, `reports/gate.md` and `plots/gate_deltas.csv` are written.
+`full_test`) runs that stage. A test stage is the only place test labels are read and test
+scores computed (a recorded look): under the ledger's lock the ledger is verified (chain and
+completeness), both sides' stored test logits are read (the baseline's at its pinned commit,
+through DVC) and must cover the stage's seeds with the same samples in the same order, the
+ledger is asked whether this spec, test split and baseline allow another look, and only then are
+the test labels joined and every statistic and criterion computed. The look is appended to the
+ledger whatever the outcome and committed at once to `refs/avgate/ledger`; `metrics/gate.json`,
+`reports/gate.md` and `plots/gate_deltas.csv` are the look's files.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from avgate.gating.diagnostics import worsening
 from avgate.gating.pairing import UnpairedError, check_paired, check_seeds
 from avgate.gating.report import markdown
 from avgate.gating.revisions import RevisionError, Snapshot, git, resolve
-from avgate.gating.spec import GateSpec, GateStage, load_spec
+from avgate.gating.spec import GateSpec, GateStage, check_groups, load_spec
 from avgate.gating.verdict import CI_CONFIDENCE, judge, to_dict
+from avgate.scoring import logits_of, split_scores
 from avgate.stages import StageError
-from avgate.stages.inputs import LOGIT_PREFIX, predictions_dir
+from avgate.stages.inputs import labels_of, predictions_dir
 from avgate.stages.summarize import EVAL_METRICS
 
 SPEC = Path("gates.yaml")
@@ -41,6 +45,7 @@ LEDGER = Path("gates/ledger.jsonl")
 GATE_METRICS = Path("metrics/gate.json")
 GATE_REPORT = Path("reports/gate.md")
 GATE_PLOT = Path("plots/gate_deltas.csv")
+PARAMS = Path("params.yaml")
 SELECTION = "selection"
 POWER = 0.8
 PER_SAMPLE_METRICS = ("segment_accuracy", "accuracy")  # means of a per-row 0/1 score
@@ -67,37 +72,90 @@ def run(params: Params) -> dict:
     stage = _stage(spec, params.gate.stage)
     if stage.split != "test":
         return _look(params, spec, stage)
+    if ledger.in_throwaway_copy():
+        raise StageError(
+            f"gate {stage.name}: a look at the test split is refused inside a queued "
+            "experiment's temporary copy, where its ledger record would be lost; run the test "
+            "stages in the workspace (`avgate promote`, or `dvc exp run` without --queue)"
+        )
+    _check_candidate(stage, params.gate.candidate)
     with ledger.locked(LEDGER):
-        _check_ledger(spec, stage, params.gate.candidate)
         return _look(params, spec, stage)
 
 
 def _look(params: Params, spec: GateSpec, stage: GateStage) -> dict:
     """Compare the paired runs at `stage`; a test-split look is recorded whatever happens."""
-    looks_at_test = stage.split == "test"
     baseline = _baseline(spec, required=True)
     base_eval = json.loads(_read_baseline(baseline, str(EVAL_METRICS), stage))
     check_seeds(base_eval["seeds"], params.train.seeds, list(stage.seeds), stage.name)
     sides = Side(lambda path: _read_baseline(baseline, path, stage)), Side(_read_workspace)
-    tables = _paired_tables(stage, *sides)
+    tables = _stored_tables(stage, *sides)
+    ids = _paired(stage, tables)
+    look = None
+    if stage.split == "test":
+        clips = tables[stage.seeds[0]][1]["clip_id"].to_numpy()
+        check_groups(spec, stage, len(set(_groups(params, clips))), str(SPEC))
+        look = _allowed(spec, stage, baseline, ids, params.gate.candidate)
     try:
-        result = _evaluate(params, spec, stage, baseline, tables, sides)
+        if look is not None:
+            _add_labels(params, tables)
+        result = _evaluate(params, spec, stage, baseline, tables, sides, base_eval)
     except Exception:
-        if looks_at_test:
-            _record(spec, stage, params.gate.candidate, "error")
+        if look is not None:
+            _record(look, "error")
         raise
-    if looks_at_test:
-        entry = _record(spec, stage, params.gate.candidate, result["decision"])
-        used = ledger.attempts(ledger.read(LEDGER), params.gate.candidate, stage.name)
+    result["ids_sha256"] = ids
+    if look is not None:
+        entry = _record(look, result["decision"])
+        used = ledger.looks_used(ledger.read(LEDGER), spec.hash, ids, stage.name)
         result["ledger"] = {
             "path": str(LEDGER),
             "index": entry.index,
             "hash": entry.hash,
-            "attempt": used,
-            "max_attempts": spec.max_attempts,
+            "ref": ledger.REF,
+            "look": len(used),
+            "looks": stage.looks,
         }
     _write(result)
     return result
+
+
+def _check_candidate(stage: GateStage, candidate: str) -> None:
+    if not candidate:
+        raise StageError(
+            f"params.yaml: gate.candidate is empty; a look at the test split ({stage.name}) is "
+            f"recorded in {LEDGER} under a candidate line: set -S gate.candidate=<name>"
+        )
+
+
+def _allowed(
+    spec: GateSpec, stage: GateStage, baseline: Snapshot, test_ids: str, candidate: str
+) -> dict:
+    """The ledger entry a look will be recorded as; StageError when the ledger refuses it."""
+    try:
+        entries = ledger.verify(LEDGER)
+        ledger.check_allowed(
+            entries,
+            spec_hash=spec.hash,
+            test_ids_hash=test_ids,
+            stage=stage.name,
+            looks=stage.looks,
+            baseline_commit=baseline.commit,
+        )
+    except ledger.LedgerError as error:
+        raise StageError(f"{LEDGER}: {error}") from None
+    return {
+        "kind": "look",
+        "candidate": candidate,
+        "candidate_commit": git("rev-parse", "HEAD"),
+        "candidate_params_sha256": hashlib.sha256(PARAMS.read_bytes()).hexdigest(),
+        "baseline": baseline.rev,
+        "baseline_commit": baseline.commit,
+        "spec_hash": spec.hash,
+        "test_ids_hash": test_ids,
+        "stage": stage.name,
+        "seeds": list(stage.seeds),
+    }
 
 
 def _read_workspace(path: str) -> bytes:
@@ -121,25 +179,6 @@ def _stage(spec: GateSpec, name: str) -> GateStage:
     )
 
 
-def _check_ledger(spec: GateSpec, stage: GateStage, candidate: str) -> None:
-    if not candidate:
-        raise StageError(
-            f"params.yaml: gate.candidate is empty; a look at the test split ({stage.name}) is "
-            f"recorded in {LEDGER} under a candidate line: set -S gate.candidate=<name>"
-        )
-    try:
-        entries = ledger.verify(LEDGER)
-        ledger.check_allowed(
-            entries,
-            candidate=candidate,
-            spec_hash=spec.hash,
-            stage=stage.name,
-            max_attempts=spec.max_attempts,
-        )
-    except ledger.LedgerError as error:
-        raise StageError(f"{LEDGER}: {error}") from None
-
-
 def _baseline(spec: GateSpec, required: bool) -> Snapshot | None:
     commit = resolve(spec.baseline)
     if commit is None:
@@ -152,20 +191,46 @@ def _baseline(spec: GateSpec, required: bool) -> Snapshot | None:
     return Snapshot(spec.baseline, commit)
 
 
-def _paired_tables(stage: GateStage, baseline: Side, candidate: Side) -> dict:
-    """Both sides' tables per seed; UnpairedError unless ids and labels agree seed by seed."""
-    tables = {}
-    for seed in stage.seeds:
-        pair = baseline.table(seed, stage.split), candidate.table(seed, stage.split)
-        check_paired(*pair, f"seed {seed} {stage.split}")
-        tables[seed] = pair
-    return tables
+def _stored_tables(stage: GateStage, baseline: Side, candidate: Side) -> dict:
+    """Both sides' stored predictions tables per seed of `stage`."""
+    return {
+        s: (baseline.table(s, stage.split), candidate.table(s, stage.split)) for s in stage.seeds
+    }
+
+
+def _add_labels(params: Params, tables: dict) -> None:
+    """Join the test labels to the sealed test tables (a recorded look, under the lock)."""
+    for pair in tables.values():
+        labels = labels_of(params, pair[1])
+        for table in pair:
+            table["label"] = labels
+
+
+def _paired(stage: GateStage, tables: dict) -> str:
+    """The shared ordered-ids hash; UnpairedError unless ids (and labels, where stored) agree
+    seed by seed. Runs before any look, so an unpaired comparison spends none."""
+    return [check_paired(*tables[s], f"seed {s} {stage.split}") for s in stage.seeds][0]
 
 
 def _correct(table: pd.DataFrame) -> np.ndarray:
-    columns = [c for c in table.columns if c.startswith(LOGIT_PREFIX)]
-    classes = np.array([c.removeprefix(LOGIT_PREFIX) for c in columns])
-    return (classes[table[columns].to_numpy().argmax(axis=1)] == table["label"].to_numpy()) * 1.0
+    logits, classes = logits_of(table)
+    return (np.asarray(classes)[logits.argmax(axis=1)] == table["label"].to_numpy()) * 1.0
+
+
+def _per_seed(params: Params, stage: GateStage, tables: dict, side: int, stored: Side,
+              majority: str) -> list[dict]:  # fmt: skip
+    """Each seed's stored validation metrics plus, at a test stage, the look's test scores."""
+    out = []
+    for seed in stage.seeds:
+        found = stored.metrics(seed)
+        if stage.split == "test":
+            table = tables[seed][side]
+            logits, classes = logits_of(table)
+            found |= split_scores(
+                params.task.kind, "test", table["label"].to_numpy(), logits, classes, majority
+            )
+        out.append(found)
+    return out
 
 
 def _scores(per_seed: list[dict], split: str, metric: str, side: str) -> np.ndarray:
@@ -185,14 +250,19 @@ def _evaluate(
     baseline: Snapshot,
     tables: dict,
     sides: tuple[Side, Side],
+    base_eval: dict,
 ) -> dict:
     """Every statistic and criterion of `stage` on the paired tables, as metrics/gate.json."""
     seeds = list(stage.seeds)
-    base_metrics, cand_metrics = ([side.metrics(s) for s in seeds] for side in sides)
+    cand_eval = read_json(EVAL_METRICS)
+    base_metrics, cand_metrics = (
+        _per_seed(params, stage, tables, i, side, found["majority_class"])
+        for i, (side, found) in enumerate(zip(sides, (base_eval, cand_eval), strict=True))
+    )
     metric = spec.primary_metric
     base = _scores(base_metrics, stage.split, metric, "baseline")
     cand = _scores(cand_metrics, stage.split, metric, "candidate")
-    per_sample, clusters = None, None
+    per_sample, clusters, groups = None, None, None
     if stage.ci_low_min is not None:
         if metric not in PER_SAMPLE_METRICS:
             raise StageError(
@@ -201,6 +271,7 @@ def _evaluate(
             )
         per_sample = tuple(np.stack([_correct(tables[s][i]) for s in seeds]) for i in (0, 1))
         clusters = tables[seeds[0]][1]["clip_id"].to_numpy()
+        groups = _groups(params, clusters)
     diagnostics = {
         name: worsening(name, base_metrics, cand_metrics) for name in stage.non_inferiority
     }
@@ -213,8 +284,16 @@ def _evaluate(
         clusters,
         diagnostics,
         n_resamples=params.gate.n_resamples,
+        groups=groups,
+        min_groups=spec.min_groups,
     )
-    return _result(params, spec, stage, baseline, tables, base, cand, verdict)
+    return _result(params, spec, stage, baseline, base, cand, verdict)
+
+
+def _groups(params: Params, clip_ids: np.ndarray) -> np.ndarray:
+    """The split group (speaker, channel, video) of each row's clip, from the manifest."""
+    manifest = pd.read_parquet(params.data.interim_dir / "manifest.parquet")
+    return manifest.set_index("clip_id").loc[clip_ids, "group"].astype(str).to_numpy()
 
 
 def _interval(verdict_stats: dict, deltas: np.ndarray) -> dict | None:
@@ -241,23 +320,23 @@ def _seeds_needed(stage: GateStage, deltas: np.ndarray) -> dict | None:
     sd = float(deltas.std(ddof=1)) if len(deltas) > 1 else 0.0
     if stage.min_delta <= 0 or sd == 0 or stage.alternative != "greater":
         return None
-    n = stats.seeds_needed(sd, stage.min_delta, stage.alpha, POWER, stage.alternative)
+    n = stats.seeds_needed(sd, stage.min_delta, stage.alpha_per_look, POWER, stage.alternative)
     return {
         "n": n,
         "power": POWER,
         "delta": stage.min_delta,
-        "alpha": stage.alpha,
+        "alpha": stage.alpha_per_look,
         "paired_sd": sd,
         "test": stats.PAIRED_T,
         "alternative": stage.alternative,
     }
 
 
-def _result(params, spec, stage, baseline, tables, base, cand, verdict) -> dict:
+def _result(params, spec, stage, baseline, base, cand, verdict) -> dict:
     plain = to_dict(verdict)
     deltas = np.asarray(plain["statistics"]["deltas"])
     test = plain["statistics"]["test"]
-    params_sha = hashlib.sha256(Path("params.yaml").read_bytes()).hexdigest()
+    params_sha = hashlib.sha256(PARAMS.read_bytes()).hexdigest()
     return {
         "stage": stage.name,
         "split": stage.split,
@@ -274,7 +353,6 @@ def _result(params, spec, stage, baseline, tables, base, cand, verdict) -> dict:
         "baseline": {"revision": baseline.rev, "commit": baseline.commit},
         "candidate_revision": git("rev-parse", "HEAD"),
         "candidate_params_sha256": params_sha,
-        "ids_sha256": check_paired(*tables[stage.seeds[0]], "ids"),
         "criteria": plain["criteria"],
         "per_seed": [
             {"seed": s, "baseline": float(b), "candidate": float(c), "delta": float(d)}
@@ -287,17 +365,12 @@ def _result(params, spec, stage, baseline, tables, base, cand, verdict) -> dict:
     }
 
 
-def _record(spec: GateSpec, stage: GateStage, candidate: str, outcome: str) -> ledger.Entry:
-    return ledger.append(
-        LEDGER,
-        timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        candidate=candidate,
-        revision=git("rev-parse", "HEAD"),
-        spec_hash=spec.hash,
-        stage=stage.name,
-        seeds=list(stage.seeds),
-        outcome=outcome,
-    )
+def _record(look: dict, outcome: str) -> ledger.Entry:
+    """Append the look to the ledger and commit it to its ref at once."""
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    entry = ledger.append(LEDGER, timestamp=timestamp, outcome=outcome, **look)
+    ledger.commit_entry(LEDGER, entry)
+    return entry
 
 
 def _plot_rows(result: dict) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from avgate.config import Params
 from avgate.models.fused import Block
+from avgate.scoring import logits_of
 from avgate.stages import StageError
 
 SPLITS = ("train", "val", "test")
@@ -23,7 +24,6 @@ EVAL_SPLITS = ("val", "test")
 EMBEDDINGS = Path("data/embeddings")
 WEIGHTS = "head.safetensors"
 DESCRIPTION = "head.json"
-LOGIT_PREFIX = "logit_"
 
 
 def model_dir(seed: int) -> Path:
@@ -37,15 +37,15 @@ def live_dir(seed: int) -> Path:
 
 
 def predictions_dir(seed: int) -> Path:
-    """A seed's predictions ({val,test}.parquet) and scores (metrics.json)."""
+    """A seed's predictions ({val,test}.parquet; test without labels) and validation scores
+    (metrics.json)."""
     return Path("predictions") / f"seed{seed}"
 
 
 def predicted_labels(table: pd.DataFrame) -> np.ndarray:
     """Arg-max class of each row of a predictions table (one `logit_<class>` column per class)."""
-    columns = [c for c in table.columns if c.startswith(LOGIT_PREFIX)]
-    classes = np.array([c.removeprefix(LOGIT_PREFIX) for c in columns])
-    return classes[table[columns].to_numpy().argmax(axis=1)]
+    logits, classes = logits_of(table)
+    return np.asarray(classes)[logits.argmax(axis=1)]
 
 
 def embedding_dir(encoder: str) -> Path:
@@ -148,13 +148,25 @@ def second_labels(params: Params, index: pd.DataFrame) -> np.ndarray:
     return labelled["label"].to_numpy()
 
 
-def examples(params: Params, split: str) -> Examples:
-    """Features and labels of `split` for the task kind in params."""
+def features(params: Params, split: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """The model inputs of `split` and their index (clip_id, and t for event tasks), no labels."""
     x, index = fused_embeddings(params, split)
     if params.task.kind == "event":
-        return Examples(x, second_labels(params, index), index)
+        return x, index
     clip_ids, means, maxima = pool_clips(x, index)
     pooled = np.concatenate([means, maxima], axis=1)
+    return pooled.astype(np.float32), pd.DataFrame({"clip_id": clip_ids})
+
+
+def labels_of(params: Params, index: pd.DataFrame) -> np.ndarray:
+    """The label of each row of `index`: per second for event tasks, per clip otherwise."""
+    if params.task.kind == "event":
+        return second_labels(params, index)
     manifest = pd.read_parquet(params.data.interim_dir / "manifest.parquet")
-    labels = manifest.set_index("clip_id").loc[clip_ids, "label"].to_numpy()
-    return Examples(pooled.astype(np.float32), labels, pd.DataFrame({"clip_id": clip_ids}))
+    return manifest.set_index("clip_id").loc[index["clip_id"].to_numpy(), "label"].to_numpy()
+
+
+def examples(params: Params, split: str) -> Examples:
+    """Features and labels of `split` for the task kind in params."""
+    x, index = features(params, split)
+    return Examples(x, labels_of(params, index), index)

@@ -1,8 +1,12 @@
-"""Wall time and peak memory of a stage run, kept in data/profiles/ beside (not inside) the
-stage's data outputs, so that timings never change the hash of what later stages read."""
+"""Wall time and peak memory of a stage run, and the machine it ran on, kept in data/profiles/:
+outside git and outside DVC's outputs, so that timings never change what DVC or git track (a
+fresh clone's `make repro` leaves `git status` clean). `avgate profiles` prints them."""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import resource
 import time
 from collections.abc import Iterator
@@ -35,5 +39,12 @@ def recorded(stage: str) -> Iterator[dict]:
     yield extras
     seconds = time.perf_counter() - started
     memory = round(peak_rss_mib(), 1)
+    machine = {"machine": platform.machine(), "processor": platform.processor(),
+               "cpus": os.cpu_count()}  # fmt: skip
     write_json(profile_path(stage), {"stage": stage, "seconds": round(seconds, 3),
-                                     "peak_rss_mib": memory, **extras})  # fmt: skip
+                                     "peak_rss_mib": memory, **extras, **machine})  # fmt: skip
+
+
+def read_all(root: Path = PROFILES) -> list[dict]:
+    """Every profile under `root`, in path order."""
+    return [json.loads(path.read_text()) for path in sorted(root.rglob("*.json"))]

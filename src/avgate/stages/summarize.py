@@ -1,8 +1,11 @@
-"""`summarize`: mean, std and per-seed values of every metric, diagnostics, efficiency, the run
-card, and the plot data for `dvc plots`.
+"""`summarize`: mean, std and per-seed values of every validation metric, diagnostics, the
+parameter count, the run card, and the plot data for `dvc plots`.
 
 `std` is the sample standard deviation over seeds (ddof=1; 0 with a single seed). Seeds come from
-`train.seeds`, never from whatever folders happen to exist.
+`train.seeds`, never from whatever folders happen to exist. Everything here is validation: the
+test split is sealed until a recorded look (the gate). Every file written is a function of the
+stage's inputs (no timings, no machine facts), so a fresh clone reproduces it bit for bit; wall
+times and peak memory stay in data/profiles/ (`avgate profiles` prints them).
 """
 
 from __future__ import annotations
@@ -19,13 +22,11 @@ from avgate.gating.pairing import ids_sha256
 from avgate.stages import StageError, run_card
 from avgate.stages.inputs import (
     DESCRIPTION,
-    EVAL_SPLITS,
     live_dir,
     model_dir,
     predicted_labels,
     predictions_dir,
 )
-from avgate.stages.profile import profile_path
 
 EVAL_METRICS = Path("metrics/eval.json")
 DIAGNOSTICS = Path("metrics/diagnostics.json")
@@ -34,6 +35,7 @@ RUN_CARD = Path("reports/run_card.json")
 PLOTS = Path("plots")
 CURVES = ("train_loss", "val_loss", "val_accuracy")
 CALIBRATION_SCORES = ("ece", "adaptive_ece", "classwise_ece", "nll", "brier")
+SPLIT = "val"  # the only split scored outside a recorded look
 
 
 def spread(values: list[float]) -> dict:
@@ -48,7 +50,7 @@ def aggregate(per_seed: dict[int, dict], primary: str) -> dict:
     seeds = sorted(per_seed)
     first = per_seed[seeds[0]]
     summary: dict = {"primary_metric": primary, "n_seeds": len(seeds), "seeds": seeds}
-    for split in [*EVAL_SPLITS, "test_aggregated"]:
+    for split in [SPLIT, f"{SPLIT}_aggregated"]:
         if split not in first:
             continue
         summary[split] = {}
@@ -60,18 +62,17 @@ def aggregate(per_seed: dict[int, dict], primary: str) -> dict:
                 **spread(values),
                 "per_seed": {f"seed{s}": v for s, v in zip(seeds, values, strict=True)},
             }
-    summary["majority_baseline"] = {
-        split: {k: v for k, v in first[f"majority_baseline_{split}"].items() if v is not None}
-        for split in EVAL_SPLITS
-    }
+    majority = first[f"majority_baseline_{SPLIT}"]
+    summary["majority_baseline"] = {SPLIT: {k: v for k, v in majority.items() if v is not None}}
     summary["majority_class"] = first["majority_class"]
     summary["margin_over_majority"] = {
-        split: summary[split][primary]["mean"] - summary["majority_baseline"][split][primary]
-        for split in EVAL_SPLITS
+        SPLIT: summary[SPLIT][primary]["mean"] - summary["majority_baseline"][SPLIT][primary]
     }
-    cards = [per_seed[s]["calibration_test"] for s in seeds]
-    summary["calibration_test"] = {
-        "temperature": spread([c["temperature"] for c in cards]),
+    cards = [per_seed[s][f"calibration_{SPLIT}"] for s in seeds]
+    summary[f"calibration_{SPLIT}"] = {
+        "method": cards[0]["method"],
+        "temperature": spread([c["kept_temperature"] for c in cards]),
+        "reasons": {f"seed{s}": c["reason"] for s, c in zip(seeds, cards, strict=True)},
         **{
             name: {
                 "before": spread([c["before"][name] for c in cards]),
@@ -97,11 +98,11 @@ def mean_of(dicts: list[dict]) -> dict:
 
 
 def held_out_tables(params: Params) -> list[pd.DataFrame]:
-    """Each seed's test predictions with the predicted label and the clip's group."""
+    """Each seed's validation predictions with the predicted label and the clip's group."""
     groups = pd.read_parquet(params.data.interim_dir / "manifest.parquet")[["clip_id", "group"]]
     tables = []
     for seed in params.train.seeds:
-        table = pd.read_parquet(predictions_dir(seed) / "test.parquet")
+        table = pd.read_parquet(predictions_dir(seed) / f"{SPLIT}.parquet")
         table["predicted"] = predicted_labels(table)
         tables.append(table.merge(groups, on="clip_id", how="left"))
     return tables
@@ -114,10 +115,10 @@ def diagnostics_report(per_seed: dict[int, dict], tables: list[pd.DataFrame]) ->
     wrong = diagnostics.wrong_in_every_seed(tables, keys)
     group = [diagnostics.group_scores(t, lambda a, b: float((a == b).mean())) for t in tables]
     per_group = mean_of([g["per_group"] for g in group])
-    ablation = [per_seed[s]["modality_ablation_test"] for s in seeds]
+    ablation = [per_seed[s][f"modality_ablation_{SPLIT}"] for s in seeds]
     return {
-        "split": "test",
-        "per_class": mean_of([per_seed[s]["per_class_test"] for s in seeds]),
+        "split": SPLIT,
+        "per_class": mean_of([per_seed[s][f"per_class_{SPLIT}"] for s in seeds]),
         "per_group_accuracy": per_group,
         "worst_groups": [
             {"group": g, "accuracy": v} for g, v in sorted(per_group.items(), key=lambda i: i[1])
@@ -128,47 +129,29 @@ def diagnostics_report(per_seed: dict[int, dict], tables: list[pd.DataFrame]) ->
             "examples": wrong.head(20).to_dict("records"),
         },
         "probability_clusters": {
-            f"seed{s}": per_seed[s]["probability_clusters_test"] for s in seeds
+            f"seed{s}": per_seed[s][f"probability_clusters_{SPLIT}"] for s in seeds
         },
         "modality_ablation": mean_of(ablation) if all(ablation) else {},
         "modality_ablation_method": "muted: the modality's features set to their training mean; "
         "from_other_clip: taken from another clip (clips rolled by one); drop = full - ablated, "
         "primary metric, mean over seeds",
-        "calibration_method": per_seed[seeds[0]]["calibration_test"]["test"],
+        "calibration_method": per_seed[seeds[0]][f"calibration_{SPLIT}"]["method"],
     }
 
 
-def efficiency(params: Params, per_seed: dict[int, dict], primary_mean: float) -> dict:
-    """metrics/efficiency.json: parameters, throughput, peak memory, wall time per stage."""
-    seeds = sorted(per_seed)
-    head = read_json(model_dir(seeds[0]) / DESCRIPTION)
-    profiled = [
-        "ingest",
-        "split",
-        *(f"embed/{name}" for name in params.embed.encoders),
-        "audit",
-        *(f"train/seed{s}" for s in seeds),
-        *(f"evaluate/seed{s}" for s in seeds),
-    ]
-    profiles = {stage: read_json(profile_path(stage)) for stage in profiled}
-    train = [profiles[f"train/seed{s}"] for s in seeds]
+def efficiency(per_seed: dict[int, dict], primary_mean: float) -> dict:
+    """metrics/efficiency.json: the model's size against its validation score."""
+    head = read_json(model_dir(min(per_seed)) / DESCRIPTION)
     return {
         "trainable_parameters": head["trainable_parameters"],
         "total_parameters": head["total_parameters"],
-        "train_samples_per_s": spread([p["samples_per_s"] for p in train]),
-        "peak_rss_mib": {stage: p["peak_rss_mib"] for stage, p in profiles.items()},
-        "gpu_peak_memory_mib": None,
-        "wall_seconds": {
-            stage.replace("/seed", "@").replace("/", "@"): p["seconds"]
-            for stage, p in profiles.items()
-        },
-        "primary_test_mean": primary_mean,
+        f"primary_{SPLIT}_mean": primary_mean,
     }
 
 
 def reliability_rows(per_seed: dict[int, dict], which: str) -> pd.DataFrame:
     """Reliability bins pooled over seeds (count-weighted); empty bins left out."""
-    rows = [b for s in sorted(per_seed) for b in per_seed[s]["calibration_test"][which]]
+    rows = [b for s in sorted(per_seed) for b in per_seed[s][f"calibration_{SPLIT}"][which]]
     frame = pd.DataFrame(rows)
     frame = frame[frame["count"] > 0].copy()
     frame["confidence_sum"] = frame["confidence"] * frame["count"]
@@ -185,20 +168,17 @@ def reliability_rows(per_seed: dict[int, dict], which: str) -> pd.DataFrame:
 
 
 def seed_scores(per_seed: dict[int, dict], primary: str) -> pd.DataFrame:
-    """One row per seed: the primary metric on val and test."""
+    """One row per seed: the primary metric on validation."""
     return pd.DataFrame(
         {
             "seed": [f"seed{s}" for s in sorted(per_seed)],
-            **{
-                f"primary_{split}": [per_seed[s][split][primary] for s in sorted(per_seed)]
-                for split in EVAL_SPLITS
-            },
+            f"primary_{SPLIT}": [per_seed[s][SPLIT][primary] for s in sorted(per_seed)],
         }
     )
 
 
 def confusion_rows(tables: list[pd.DataFrame], seeds: list[int]) -> pd.DataFrame:
-    """Test-split (actual, predicted) pairs of every seed, for DVC's confusion template."""
+    """Validation (actual, predicted) pairs of every seed, for DVC's confusion template."""
     return pd.concat(
         [
             pd.DataFrame({"seed": f"seed{s}", "actual": t["label"], "predicted": t["predicted"]})
@@ -224,9 +204,10 @@ def training_curves(seeds: list[int]) -> pd.DataFrame:
 
 
 def split_ids(seeds: list[int]) -> dict[str, str]:
-    """The ordered sample-id hash of each evaluated split; every seed must share it."""
+    """The ordered sample-id hash of the validation split; every seed must share it. (The test
+    split's id hash is taken at a recorded look.)"""
     hashes = {}
-    for split in EVAL_SPLITS:
+    for split in (SPLIT,):
         found = {
             seed: ids_sha256(pd.read_parquet(predictions_dir(seed) / f"{split}.parquet"))
             for seed in seeds
@@ -246,7 +227,7 @@ def run(params: Params) -> dict:
     primary = params.evaluate.primary_metric
     per_seed = {s: read_json(predictions_dir(s) / "metrics.json") for s in seeds}
     summary = aggregate(per_seed, primary)
-    cost = efficiency(params, per_seed, summary["test"][primary]["mean"])
+    cost = efficiency(per_seed, summary[SPLIT][primary]["mean"])
     summary["trainable_parameters"] = cost["trainable_parameters"]
     summary["ids_sha256"] = split_ids(seeds)
     write_json(EVAL_METRICS, summary)
@@ -264,7 +245,7 @@ def run(params: Params) -> dict:
         write_csv(reliability_rows(per_seed, which), PLOTS / f"reliability_{name}.csv")
     write_csv(
         pd.DataFrame({"trainable_parameters": [cost["trainable_parameters"]],
-                      "primary_test_mean": [cost["primary_test_mean"]]}),
+                      f"primary_{SPLIT}_mean": [cost[f"primary_{SPLIT}_mean"]]}),
         PLOTS / "efficiency.csv",
     )  # fmt: skip
     return summary
