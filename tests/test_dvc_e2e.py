@@ -42,8 +42,7 @@ def test_repro_then_status_is_up_to_date(dvc_project):
     assert "up to date" in sh(dvc_project, "dvc", "status")
     sh(dvc_project, "dvc", "repro", "--force", "--single-item", "embed@logmel")
     stale = sh(dvc_project, "dvc", "status")  # identical embeddings hash the same: no retraining
-    assert "train@" not in stale and "evaluate@" not in stale and "audit" not in stale
-    assert "data/profiles" in stale  # only the timings that summarize reports have changed
+    assert "up to date" in stale  # and timings live outside DVC's outputs
     sh(dvc_project, "dvc", "repro")
     summary = json.loads((dvc_project / "metrics/eval.json").read_text())
     assert summary["n_seeds"] == 2 and "std" in summary["test"]["segment_accuracy"]

@@ -58,7 +58,7 @@ def test_fsdd_example_measures_a_leaky_random_split(project, tmp_path):
     assert "usage: examples/fsdd.sh PATH group|random" in bad
 
 
-def test_promote_demo_promotes_a_better_candidate_and_rejects_an_equal_one(project):
+def test_promote_demo_promotes_a_better_candidate_and_rejects_an_equal_one(project, tmp_path):
     # The shipped plan with a 4-seed full test (the same protocol, less training) and no
     # per-class recall margin: the small demo's test split holds about 3 seconds of some
     # classes, so one second moves that class's recall by 0.33, beyond the 0.15 margin. The
@@ -98,3 +98,9 @@ def test_promote_demo_promotes_a_better_candidate_and_rejects_an_equal_one(proje
     )
     assert "3 entries" in sh(project, "avgate", "ledger", "verify")
     assert not sh(project, "git", "status", "--porcelain", "--untracked-files=no").strip()
+    # Anyone re-derives the promotion in a fresh clone, its outputs from the DVC remote.
+    sh(project, "dvc", "push", "-q", "--all-tags")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
+    assert "matches the tag's note" in sh(clone, "avgate", "verify", tag)
+    assert not sh(clone, "git", "status", "--porcelain").strip()  # no ledger write, no file

@@ -6,6 +6,7 @@ a look from a queued experiment's throwaway copy."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from avgate.config import Params
 from avgate.gating import ledger
 from avgate.gating.pairing import UnpairedError
 from avgate.gating.spec import SpecError, load_spec
-from avgate.stages import StageError, gate, summarize
+from avgate.stages import StageError, evaluate, gate, summarize, verify
 from avgate.stages.inputs import labels_of
 from tests.conftest import run_until_train, train_every_seed, write_params
 from tests.scratch import sh
@@ -65,11 +66,11 @@ def built(tmp_path_factory, small_demo) -> Path:
         (root / "gates.yaml").write_text(yaml.safe_dump(SPEC, sort_keys=False))
         git(root, "init", "-q")
         sh(root, "dvc", "init", "-q")
-        sh(root, "dvc", "add", "-q", "predictions")
+        sh(root, "dvc", "add", "-q", "predictions", "data/interim")
         (root / "gates").mkdir()
         (root / "gates/ledger.jsonl").write_bytes(b"")
         git(root, "add", "gates.yaml", "params.yaml", "metrics", "predictions.dvc", ".gitignore",
-            "gates/ledger.jsonl")  # fmt: skip
+            "gates/ledger.jsonl", "data/interim.dvc", "data/.gitignore")  # fmt: skip
         git(root, "commit", "-qm", "baseline")
         git(root, "tag", "-a", "base", "-m", "baseline")
         candidate = write_params(root, {**SEEDS, "train": {**SEEDS["train"], "hidden": 64}})
@@ -263,3 +264,61 @@ def test_a_test_look_needs_a_candidate_line_and_a_known_stage(project):
         gate.run(params_for(project, "quick_test", candidate=""))
     with pytest.raises(StageError, match="gate.stage 'final' is not a stage of gates.yaml"):
         gate.run(params_for(project, "final"))
+
+
+def promote_by_hand(root: Path, tag: str, report: bytes | None = None) -> None:
+    """Commit the workspace after a look and tag it as `avgate promote` does."""
+    if report is not None:
+        (root / "reports/gate.md").write_bytes(report)
+    sh(root, "dvc", "add", "-q", "predictions")
+    git(root, "add", "-A", "gates", "params.yaml", "metrics", "reports", "plots", "predictions.dvc")
+    git(root, "commit", "-qm", f"promote {tag}")
+    digest = hashlib.sha256((root / "reports/gate.md").read_bytes()).hexdigest()
+    git(
+        root,
+        "tag",
+        "-a",
+        tag,
+        "-m",
+        f"avgate promote: model {tag}\n\ngate report reports/gate.md sha256 {digest}\n",
+    )
+
+
+def test_verify_rederives_a_promotion_from_its_tag_without_a_look(project):
+    set_spec(project, stages=SPEC["stages"][:1])
+    git(project, "commit", "-qam", "the plan with one test stage")
+    gate.run(params_for(project, "quick_test"))
+    promote_by_hand(project, "model/wide")
+    ledger_before = (project / "gates/ledger.jsonl").read_bytes()
+    ref_before = git(project, "rev-parse", ledger.REF)
+    lines = verify.run("model/wide")
+    assert "quick_test: recomputed" in lines[1] and "matches the tag's note" in lines[-1]
+    assert (project / "gates/ledger.jsonl").read_bytes() == ledger_before
+    assert git(project, "rev-parse", ledger.REF) == ref_before
+
+
+def test_verify_names_the_first_line_where_a_doctored_report_differs(project):
+    set_spec(project, stages=SPEC["stages"][:1])
+    git(project, "commit", "-qam", "the plan with one test stage")
+    gate.run(params_for(project, "quick_test"))
+    text = (project / "reports/gate.md").read_text()
+    doctored = text.replace("**REJECTED**", "**PASSED**").replace("**PASSED**", "**PASSED** ", 1)
+    promote_by_hand(project, "model/doctored", doctored.encode())
+    with pytest.raises(StageError, match=r"first difference, line 1:"):
+        verify.run("model/doctored")
+    with pytest.raises(StageError, match="names no gate report sha256"):
+        git(project, "tag", "-a", "plain", "-m", "a tag of another kind")
+        verify.run("plain")
+
+
+def test_opening_the_test_split_is_recorded_once_and_disclosed_by_the_next_look(project):
+    opened = write_params(project, {**SEEDS, "train": {**SEEDS["train"], "hidden": 64},
+                                    "evaluate": {"test": "open"}})  # fmt: skip
+    scores = [evaluate.run(opened, seed) for seed in (0, 1)]
+    assert all(0 <= s["test"]["segment_accuracy"] <= 1 for s in scores)
+    entries = ledger.verify(project / "gates/ledger.jsonl")
+    assert [(e.kind, e.outcome, e.stage) for e in entries] == [("opened", "opened", "")]
+    assert git(project, "show", f"{ledger.REF}:gates/ledger.jsonl").count("\n") == 1
+    result = gate.run(params_for(project, "quick_test"))
+    assert result["test_split_opened"]["index"] == 0
+    assert "The test split was opened" in (project / "reports/gate.md").read_text()

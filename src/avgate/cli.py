@@ -109,9 +109,14 @@ def _evaluate(args: argparse.Namespace, params: Params) -> None:
 
     scores = evaluate.run(params, args.seed)
     primary = params.evaluate.primary_metric
+    test = (
+        f"test OPENED {primary} {scores['test'][primary]:.4f} (recorded in the ledger)"
+        if "test" in scores
+        else "test sealed"
+    )
     print(
         f"evaluate seed {args.seed}: val {primary} {scores['val'][primary]:.4f} "
-        f"(majority baseline {scores['majority_baseline_val'][primary]:.4f}); test sealed"
+        f"(majority baseline {scores['majority_baseline_val'][primary]:.4f}); {test}"
     )
 
 
@@ -177,6 +182,12 @@ def _ledger_verify(args: argparse.Namespace, params: Params) -> None:
     )
 
 
+def _verify(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import verify
+
+    print("\n".join(verify.run(args.tag)))
+
+
 def _promote(args: argparse.Namespace, params: Params) -> None:
     from avgate.gating.promote import Promotion
 
@@ -227,6 +238,9 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     promote.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (default 1)")
     promote.add_argument("--tag", default="", help="tag of the promoted model (model/<line>)")
+    add(
+        "verify", _verify, "re-derive a promotion from what its tag pins, without a new look"
+    ).add_argument("tag", help="a tag `avgate promote` made")
     add("report", _report, "Markdown report of the workspace against a git revision").add_argument(
         "--rev", default="HEAD", help="revision to compare with (default: %(default)s)"
     )

@@ -162,6 +162,7 @@ class EvaluateParams:
     primary_metric: str = "segment_accuracy"
     aggregate_by: str = ""  # a manifest column naming the event each clip belongs to ("" = off)
     aggregate: str = "mean"  # how its clips' probabilities are pooled: mean or max
+    test: str = "sealed"  # sealed | open: score test here too, recorded as "opened" in the ledger
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,9 @@ def _check(params: Params) -> None:
     if params.train.selection_metric not in ("val_loss", "val_accuracy"):
         _fail("train.selection_metric", "must be val_loss or val_accuracy",
               params.train.selection_metric)  # fmt: skip
+    if params.evaluate.test not in ("sealed", "open"):
+        _fail("evaluate.test", "must be sealed or open (see README, the sealed test split)",
+              params.evaluate.test)  # fmt: skip
     if params.evaluate.aggregate not in ("mean", "max"):
         _fail("evaluate.aggregate", "must be mean or max", params.evaluate.aggregate)
     if params.evaluate.aggregate_by and params.task.kind != "clip":

@@ -349,6 +349,16 @@ def read(path: str | Path) -> list[Entry]:
     return _parse(path, _read_bytes(path))
 
 
+def parse_chain(data: bytes, where: str) -> list[Entry]:
+    """Every entry of a ledger's bytes (as committed at some revision), its chain checked;
+    `where` names it in errors (e.g. `model/v2:gates/ledger.jsonl`).
+
+    >>> parse_chain(b"", "v1:gates/ledger.jsonl")
+    []
+    """
+    return _check_chain(Path(where), _parse(Path(where), data))
+
+
 # --- git -------------------------------------------------------------------------------------
 
 

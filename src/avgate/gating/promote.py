@@ -243,6 +243,13 @@ class Promotion:
     def promote(self, spec: GateSpec, winner: str, overrides: list[str]) -> dict:
         tag = self.tag_name()
         report_hash = hashlib.sha256(REPORT.read_bytes()).hexdigest()
+        opened = json.loads(GATE.read_text()).get("test_split_opened")
+        disclosure = (
+            f"the test split was opened for exploratory work before the first look (ledger "
+            f"entry #{opened['index']} at {opened['timestamp']})\n"
+            if opened
+            else ""
+        )
         self.sh("git", "add", "-A", "--", *RESULTS)
         message = f"Promote {self.line}: {', '.join(overrides)} passed every gate stage"
         self.sh("git", "commit", "-q", "-m", message)
@@ -253,6 +260,7 @@ class Promotion:
             f"overrides: {', '.join(overrides)}\npassed: {stages}\n"
             f"baseline beaten: {spec.baseline} ({resolve(spec.baseline)})\n"
             f"gate report {REPORT} sha256 {report_hash}\nspec {SPEC} sha256 {spec.hash}\n"
+            f"{disclosure}"
         )
         self.sh("git", "tag", "-a", tag, "-m", note)
         self.say(

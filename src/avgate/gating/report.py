@@ -88,6 +88,13 @@ def markdown(result: dict) -> str:
         f"{result['candidate_revision'][:12]}; test ids sha256 {result['ids_sha256'][:12]}.",
         f"- Pre-registered spec `{result['spec']['path']}` sha256 {result['spec']['sha256'][:12]}.",
     ]
+    opened = result.get("test_split_opened")
+    if opened:
+        lines.append(
+            f"- **The test split was opened** for exploratory work before this plan's first look "
+            f"(ledger entry #{opened['index']} at {opened['timestamp']}): test scores were seen "
+            "outside the plan."
+        )
     ledger = result.get("ledger")
     if ledger:
         lines.append(

@@ -26,6 +26,7 @@ from avgate.stages.inputs import (
     Examples,
     examples,
     features,
+    labels_of,
     modality_columns,
     model_dir,
     predictions_dir,
@@ -89,6 +90,18 @@ def aggregated(params: Params, data: Examples, probs: np.ndarray, classes: list[
     return metrics.score("clip", pooled["label"].to_numpy(), pooled_probs, classes)
 
 
+def _opened_test_labels(params: Params, index: pd.DataFrame) -> np.ndarray | None:
+    """The test labels when `evaluate.test: open` (the opening recorded in the ledger first);
+    None while the test split is sealed."""
+    if params.evaluate.test != "open":
+        return None
+    from avgate.gating.pairing import ids_sha256
+    from avgate.stages.gate import open_test_split  # the ledger, only when opening
+
+    open_test_split(params, ids_sha256(index))
+    return labels_of(params, index)
+
+
 def run(params: Params, seed: int) -> dict:
     """Predict val and test with one seed's model and score val; write predictions/seed<seed>/."""
     with recorded(f"evaluate/seed{seed}"):
@@ -125,9 +138,13 @@ def _evaluate(params: Params, seed: int) -> dict:
         write_parquet(
             predictions_table(val.index, val.labels, logits, classes), tmp / "val.parquet"
         )
+        test_labels = _opened_test_labels(params, test_index)
         write_parquet(
-            predictions_table(test_index, None, test_logits, classes), tmp / "test.parquet"
+            predictions_table(test_index, test_labels, test_logits, classes), tmp / "test.parquet"
         )
+        if test_labels is not None:
+            kind = params.task.kind
+            scores |= split_scores(kind, "test", test_labels, test_logits, classes, majority)
         scores |= split_scores(params.task.kind, "val", val.labels, logits, classes, majority)
         y = np.array([classes.index(label) for label in val.labels])
         scores["calibration_val"] = calibration.cross_fitted_report(

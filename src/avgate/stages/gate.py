@@ -37,7 +37,7 @@ from avgate.gating.spec import GateSpec, GateStage, check_groups, load_spec
 from avgate.gating.verdict import CI_CONFIDENCE, judge, to_dict
 from avgate.scoring import logits_of, split_scores
 from avgate.stages import StageError
-from avgate.stages.inputs import labels_of, predictions_dir
+from avgate.stages.inputs import clip_column, labels_of, predictions_dir
 from avgate.stages.summarize import EVAL_METRICS
 
 SPEC = Path("gates.yaml")
@@ -52,16 +52,23 @@ PER_SAMPLE_METRICS = ("segment_accuracy", "accuracy")  # means of a per-row 0/1 
 
 
 class Side:
-    """One run's per-seed predictions and `metrics.json`, read by `read(path) -> bytes`."""
+    """One run's files (predictions, metrics, the manifest), read by `read(path) -> bytes`: from
+    the work tree, or at a git revision through DVC."""
 
     def __init__(self, read: Callable[[str], bytes]) -> None:
         self._read = read
 
+    def frame(self, path: str | Path) -> pd.DataFrame:
+        return pd.read_parquet(io.BytesIO(self._read(str(path))))
+
     def table(self, seed: int, split: str) -> pd.DataFrame:
-        return pd.read_parquet(io.BytesIO(self._read(f"{predictions_dir(seed)}/{split}.parquet")))
+        return self.frame(f"{predictions_dir(seed)}/{split}.parquet")
 
     def metrics(self, seed: int) -> dict:
         return json.loads(self._read(f"{predictions_dir(seed)}/metrics.json"))
+
+    def eval(self) -> dict:
+        return json.loads(self._read(str(EVAL_METRICS)))
 
 
 def run(params: Params) -> dict:
@@ -94,30 +101,122 @@ def _look(params: Params, spec: GateSpec, stage: GateStage) -> dict:
     look = None
     if stage.split == "test":
         clips = tables[stage.seeds[0]][1]["clip_id"].to_numpy()
-        check_groups(spec, stage, len(set(_groups(params, clips))), str(SPEC))
+        check_groups(spec, stage, len(set(_groups(params, sides[1], clips))), str(SPEC))
         look = _allowed(spec, stage, baseline, ids, params.gate.candidate)
     try:
         if look is not None:
-            _add_labels(params, tables)
-        result = _evaluate(params, spec, stage, baseline, tables, sides, base_eval)
+            _add_labels(params, sides[1], tables)
+        result = evaluate_stage(params, spec, stage, baseline, tables, sides, base_eval)
+        result["ids_sha256"] = ids
     except Exception:
         if look is not None:
             _record(look, "error")
         raise
-    result["ids_sha256"] = ids
     if look is not None:
         entry = _record(look, result["decision"])
-        used = ledger.looks_used(ledger.read(LEDGER), spec.hash, ids, stage.name)
-        result["ledger"] = {
+        result |= look_record(ledger.read(LEDGER), entry, stage)
+    else:
+        record = _workspace_record()
+        result |= {"candidate_revision": record["candidate_commit"], "ledger": None,
+                   "candidate_params_sha256": record["candidate_params_sha256"]}  # fmt: skip
+    _write(result)
+    return result
+
+
+def look_record(entries: list[ledger.Entry], entry: ledger.Entry, stage: GateStage) -> dict:
+    """What a report says of the look `entry`: the candidate's commit and params, and the
+    ledger entry with its place in the stage's budget (all stored in the ledger)."""
+    before = entries[: entry.index + 1]
+    used = ledger.looks_used(before, entry.spec_hash, entry.test_ids_hash, stage.name)
+    opened = ledger.opened(before, entry.spec_hash, entry.test_ids_hash)
+    return {
+        "test_split_opened": None
+        if opened is None
+        else {"index": opened.index, "timestamp": opened.timestamp},
+        "candidate": entry.candidate,
+        "candidate_revision": entry.candidate_commit,
+        "candidate_params_sha256": entry.candidate_params_sha256,
+        "ledger": {
             "path": str(LEDGER),
             "index": entry.index,
             "hash": entry.hash,
             "ref": ledger.REF,
             "look": len(used),
             "looks": stage.looks,
-        }
-    _write(result)
-    return result
+        },
+    }
+
+
+def recompute(
+    params: Params,
+    spec: GateSpec,
+    stage: GateStage,
+    candidate: Side,
+    entries: list[ledger.Entry],
+    entry: ledger.Entry,
+) -> dict:
+    """The result of the look `entry` at `stage`, computed again from stored files only: the
+    baseline's at the commit the entry pinned, the candidate's through `candidate`. No ledger
+    write and no new evaluation: this is how a promotion is re-derived (`avgate verify`)."""
+    baseline = Snapshot(entry.baseline, entry.baseline_commit)
+    base_eval = json.loads(_read_baseline(baseline, str(EVAL_METRICS), stage))
+    sides = Side(lambda path: _read_baseline(baseline, path, stage)), candidate
+    check_seeds(base_eval["seeds"], candidate.eval()["seeds"], list(stage.seeds), stage.name)
+    tables = _stored_tables(stage, *sides)
+    ids = _paired(stage, tables)
+    if ids != entry.test_ids_hash:
+        raise StageError(
+            f"gate {stage.name}: the stored test ids hash {ids[:12]}, the look recorded "
+            f"{entry.test_ids_hash[:12]}: these are not the predictions that look scored"
+        )
+    _add_labels(params, candidate, tables)
+    result = evaluate_stage(params, spec, stage, baseline, tables, sides, base_eval)
+    return result | {"ids_sha256": ids} | look_record(entries, entry, stage)
+
+
+def open_test_split(params: Params, test_ids: str) -> ledger.Entry | None:
+    """Record in the ledger that the test split is opened for exploratory work
+    (`evaluate.test: open`), once per plan and test split; None when it was recorded before."""
+    spec = load_spec(SPEC)
+    if ledger.in_throwaway_copy():
+        raise StageError(
+            "evaluate.test: open is refused inside a queued experiment's temporary copy, where "
+            "its ledger record would be lost; open the test split in the workspace"
+        )
+    with ledger.locked(LEDGER):
+        try:
+            entries = ledger.verify(LEDGER)
+        except ledger.LedgerError as error:
+            raise StageError(f"{LEDGER}: {error}") from None
+        if any(
+            e.kind == "opened" and e.spec_hash == spec.hash and e.test_ids_hash == test_ids
+            for e in entries
+        ):
+            return None
+        commit = resolve(spec.baseline)
+        entry = ledger.append(
+            LEDGER,
+            timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            kind="opened",
+            candidate=params.gate.candidate,
+            baseline=spec.baseline if commit else "",
+            baseline_commit=commit or "",
+            spec_hash=spec.hash,
+            test_ids_hash=test_ids,
+            stage="",
+            seeds=[],
+            outcome="opened",
+            **_workspace_record(),
+        )
+        ledger.commit_entry(LEDGER, entry)
+        return entry
+
+
+def _workspace_record() -> dict:
+    return {
+        "candidate_commit": git("rev-parse", "HEAD"),
+        "candidate_params_sha256": hashlib.sha256(PARAMS.read_bytes()).hexdigest(),
+    }
 
 
 def _check_candidate(stage: GateStage, candidate: str) -> None:
@@ -147,8 +246,7 @@ def _allowed(
     return {
         "kind": "look",
         "candidate": candidate,
-        "candidate_commit": git("rev-parse", "HEAD"),
-        "candidate_params_sha256": hashlib.sha256(PARAMS.read_bytes()).hexdigest(),
+        **_workspace_record(),
         "baseline": baseline.rev,
         "baseline_commit": baseline.commit,
         "spec_hash": spec.hash,
@@ -198,10 +296,10 @@ def _stored_tables(stage: GateStage, baseline: Side, candidate: Side) -> dict:
     }
 
 
-def _add_labels(params: Params, tables: dict) -> None:
-    """Join the test labels to the sealed test tables (a recorded look, under the lock)."""
+def _add_labels(params: Params, side: Side, tables: dict) -> None:
+    """Join the test labels (read by `side`) to the sealed test tables: a recorded look."""
     for pair in tables.values():
-        labels = labels_of(params, pair[1])
+        labels = labels_of(params, pair[1], side.frame)
         for table in pair:
             table["label"] = labels
 
@@ -243,7 +341,7 @@ def _scores(per_seed: list[dict], split: str, metric: str, side: str) -> np.ndar
         ) from None
 
 
-def _evaluate(
+def evaluate_stage(
     params: Params,
     spec: GateSpec,
     stage: GateStage,
@@ -254,10 +352,9 @@ def _evaluate(
 ) -> dict:
     """Every statistic and criterion of `stage` on the paired tables, as metrics/gate.json."""
     seeds = list(stage.seeds)
-    cand_eval = read_json(EVAL_METRICS)
     base_metrics, cand_metrics = (
         _per_seed(params, stage, tables, i, side, found["majority_class"])
-        for i, (side, found) in enumerate(zip(sides, (base_eval, cand_eval), strict=True))
+        for i, (side, found) in enumerate(zip(sides, (base_eval, sides[1].eval()), strict=True))
     )
     metric = spec.primary_metric
     base = _scores(base_metrics, stage.split, metric, "baseline")
@@ -271,7 +368,7 @@ def _evaluate(
             )
         per_sample = tuple(np.stack([_correct(tables[s][i]) for s in seeds]) for i in (0, 1))
         clusters = tables[seeds[0]][1]["clip_id"].to_numpy()
-        groups = _groups(params, clusters)
+        groups = _groups(params, sides[1], clusters)
     diagnostics = {
         name: worsening(name, base_metrics, cand_metrics) for name in stage.non_inferiority
     }
@@ -290,10 +387,9 @@ def _evaluate(
     return _result(params, spec, stage, baseline, base, cand, verdict)
 
 
-def _groups(params: Params, clip_ids: np.ndarray) -> np.ndarray:
+def _groups(params: Params, side: Side, clip_ids: np.ndarray) -> np.ndarray:
     """The split group (speaker, channel, video) of each row's clip, from the manifest."""
-    manifest = pd.read_parquet(params.data.interim_dir / "manifest.parquet")
-    return manifest.set_index("clip_id").loc[clip_ids, "group"].astype(str).to_numpy()
+    return clip_column(params, clip_ids, "group", side.frame).astype(str)
 
 
 def _interval(verdict_stats: dict, deltas: np.ndarray) -> dict | None:
@@ -336,7 +432,6 @@ def _result(params, spec, stage, baseline, base, cand, verdict) -> dict:
     plain = to_dict(verdict)
     deltas = np.asarray(plain["statistics"]["deltas"])
     test = plain["statistics"]["test"]
-    params_sha = hashlib.sha256(PARAMS.read_bytes()).hexdigest()
     return {
         "stage": stage.name,
         "split": stage.split,
@@ -351,8 +446,6 @@ def _result(params, spec, stage, baseline, base, cand, verdict) -> dict:
         "direction": spec.direction,
         "spec": {"path": str(SPEC), "sha256": spec.hash},
         "baseline": {"revision": baseline.rev, "commit": baseline.commit},
-        "candidate_revision": git("rev-parse", "HEAD"),
-        "candidate_params_sha256": params_sha,
         "criteria": plain["criteria"],
         "per_seed": [
             {"seed": s, "baseline": float(b), "candidate": float(c), "delta": float(d)}
@@ -361,7 +454,6 @@ def _result(params, spec, stage, baseline, base, cand, verdict) -> dict:
         "interval": _interval(plain["statistics"], deltas),
         "seeds_needed": _seeds_needed(stage, deltas),
         "statistics": plain["statistics"],
-        "ledger": None,
     }
 
 

@@ -8,6 +8,7 @@ must agree row for row. For `task.kind: clip`, the seconds of each clip are pool
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,10 +135,16 @@ def pool_clips(x: np.ndarray, index: pd.DataFrame) -> tuple[np.ndarray, np.ndarr
     return clip_ids, means, np.maximum.reduceat(x, starts, axis=0)
 
 
-def second_labels(params: Params, index: pd.DataFrame) -> np.ndarray:
-    """The `segments.parquet` label of each (clip_id, t) row of `index`."""
+Reader = Callable[[Path], pd.DataFrame]
+
+
+def second_labels(
+    params: Params, index: pd.DataFrame, read: Reader = pd.read_parquet
+) -> np.ndarray:
+    """The `segments.parquet` label of each (clip_id, t) row of `index`; `read` opens a parquet
+    file of the project (from the work tree by default, or at a git revision)."""
     path = params.data.interim_dir / "segments.parquet"
-    labelled = index.merge(pd.read_parquet(path), on=["clip_id", "t"], how="left")
+    labelled = index[["clip_id", "t"]].merge(read(path), on=["clip_id", "t"], how="left")
     missing = labelled["label"].isna()
     if missing.any():
         first = labelled[missing].iloc[0]
@@ -158,12 +165,19 @@ def features(params: Params, split: str) -> tuple[np.ndarray, pd.DataFrame]:
     return pooled.astype(np.float32), pd.DataFrame({"clip_id": clip_ids})
 
 
-def labels_of(params: Params, index: pd.DataFrame) -> np.ndarray:
+def labels_of(params: Params, index: pd.DataFrame, read: Reader = pd.read_parquet) -> np.ndarray:
     """The label of each row of `index`: per second for event tasks, per clip otherwise."""
     if params.task.kind == "event":
-        return second_labels(params, index)
-    manifest = pd.read_parquet(params.data.interim_dir / "manifest.parquet")
-    return manifest.set_index("clip_id").loc[index["clip_id"].to_numpy(), "label"].to_numpy()
+        return second_labels(params, index, read)
+    return clip_column(params, index["clip_id"].to_numpy(), "label", read)
+
+
+def clip_column(
+    params: Params, clip_ids: np.ndarray, column: str, read: Reader = pd.read_parquet
+) -> np.ndarray:
+    """The manifest's `column` (label, group, ...) of each clip in `clip_ids`."""
+    manifest = read(params.data.interim_dir / "manifest.parquet")
+    return manifest.set_index("clip_id").loc[clip_ids, column].to_numpy()
 
 
 def examples(params: Params, split: str) -> Examples:
