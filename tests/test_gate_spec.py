@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -92,6 +95,7 @@ def test_hash_stable_under_comments_and_formatting(tmp_path):
         (("stages", 1, "looks"), 4),
         (("stages", 1, "resample_seeds"), False),
         (("min_groups",), 9),
+        (("min_power",), 0.8),
     ],
 )
 def test_hash_changes_with_a_threshold(path, value):
@@ -102,6 +106,25 @@ def test_hash_changes_with_a_threshold(path, value):
 def test_hash_is_of_parsed_values():
     explicit = set_key(data(), ("stages", 0, "resample_seeds"), False)
     assert parse_spec(explicit, "x").hash == parse_spec(data(), "x").hash
+
+
+def test_min_power_is_optional_and_absent_keeps_the_hash():
+    """No min_power (or null) parses to None and hashes as before the key existed."""
+    plain = parse_spec(data(), "x")
+    assert plain.min_power is None
+    assert parse_spec(set_key(data(), ("min_power",), None), "x").hash == plain.hash
+    declared = parse_spec(set_key(data(), ("min_power",), 0.8), "x")
+    assert declared.min_power == 0.8 and isinstance(declared.min_power, float)
+    assert parse_spec(set_key(data(), ("min_power",), 0.8), "y").hash == declared.hash
+
+
+def test_an_absent_min_power_hashes_as_before_the_key_existed():
+    """Plans written before min_power existed keep the hash their ledger entries record."""
+    spec = parse_spec(data(), "x")
+    plain = asdict(spec)
+    del plain["hash"], plain["min_power"]
+    canonical = json.dumps(plain, sort_keys=True, separators=(",", ":"))
+    assert spec.hash == hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def set_key(d: dict, path: tuple, value) -> dict:
@@ -147,6 +170,12 @@ def drop_key(d: dict, path: tuple) -> dict:
         (drop_key(data(), ("min_groups",)), "min_groups: missing"),
         (set_key(data(), ("min_groups",), 1), "min_groups: must be an integer >= 2"),
         (set_key(data(), ("min_groups",), "8"), "min_groups: must be an integer >= 2"),
+        (set_key(data(), ("min_power",), 1.0), "min_power: must be a power in (0, 1)"),
+        (set_key(data(), ("min_power",), 0), "min_power: must be a power in (0, 1)"),
+        (set_key(data(), ("min_power",), 80), "min_power: must be a power in (0, 1)"),
+        (set_key(data(), ("min_power",), "0.8"), "min_power: must be a finite number"),
+        (set_key(data(), ("min_power",), True), "min_power: must be a finite number"),
+        (set_key(data(), ("min_powr",), 0.8), "min_powr: unknown key"),
         (drop_key(data(), ("stages", 1, "looks")), "stages[full_test].looks: missing"),
         (set_key(data(), ("stages", 1, "looks"), 0), "full_test].looks: must be an integer >= 1"),
         (set_key(data(), ("stages", 1, "looks"), 1.5), "looks: must be an integer >= 1"),

@@ -10,80 +10,37 @@ test scores go through `judge` for every stage in order, stopping at the first f
 "every look spent", a rejected winner is followed by the next on the validation ranking until a
 stage's declared looks run out. Power is the promotion rate when every candidate is +0.05 better.
 
-Three noise regimes keep the seed-to-seed sd of the test deltas near 0.044: sampling noise
-dominant (accuracy 0.7), seed effects dominant (accuracy 0.9), model-by-group effects dominant.
+The world generator and the stage check are `avgate.gating.simulate`'s, the same ones `avgate
+plan check` uses. Three noise regimes keep the seed-to-seed sd of the test deltas near 0.044:
+sampling noise dominant (accuracy 0.7), seed effects dominant (accuracy 0.9), model-by-group
+effects dominant.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
-from avgate.gating.diagnostics import Worsening
+from avgate.gating.simulate import Split, World, correct, draw_split, passes_stage
 from avgate.gating.spec import GateSpec, load_spec
-from avgate.gating.verdict import judge
 
 GATES = Path(__file__).resolve().parents[1] / "gates.yaml"
 K = 16
-GROUPS, CLIPS, SEGMENTS = 8, 3, 10
+GROUPS = 8  # test and validation groups, each of 3 clips of 10 segments (the World's default)
 N_RESAMPLES = 2000
 NULL_REPS = 1000
 POWER_REPS = 200
 MANY_GROUPS = 32  # power is printed at this many test groups too
 BOUND = 0.05
 
-
-@dataclass(frozen=True)
-class World:
-    """Noise of one regime: accuracy, group and clip spread, seed effect, model-by-group effect."""
-
-    name: str
-    accuracy: float
-    group_sd: float
-    clip_sd: float
-    seed_sd: float
-    interaction_sd: float
-
-
 WORLDS = (
-    World("sampling noise", 0.70, 0.08, 0.05, 0.012, 0.05),
-    World("seed effects", 0.90, 0.04, 0.03, 0.028, 0.05),
-    World("model-by-group", 0.70, 0.08, 0.05, 0.016, 0.08),
+    World(0.70, 0.08, 0.05, seed_sd=0.012, model_by_group_sd=0.05, name="sampling noise"),
+    World(0.90, 0.04, 0.03, seed_sd=0.028, model_by_group_sd=0.05, name="seed effects"),
+    World(0.70, 0.08, 0.05, seed_sd=0.016, model_by_group_sd=0.08, name="model-by-group"),
 )
-
-
-@dataclass(frozen=True)
-class Split:
-    """One split's per-segment difficulty, group and clip."""
-
-    p: np.ndarray
-    groups: np.ndarray
-    clips: np.ndarray
-
-
-def draw_split(rng: np.random.Generator, world: World, n_groups: int) -> Split:
-    """A split of `n_groups` groups of CLIPS clips of SEGMENTS segments."""
-    groups = np.repeat(np.arange(n_groups), CLIPS * SEGMENTS)
-    clips = np.repeat(np.arange(n_groups * CLIPS), SEGMENTS)
-    p = (
-        world.accuracy
-        + rng.normal(0, world.group_sd, n_groups)[groups]
-        + rng.normal(0, world.clip_sd, n_groups * CLIPS)[clips]
-    )
-    return Split(p, groups, clips)
-
-
-def correct(
-    rng: np.random.Generator, split: Split, world: World, shift: float, seed_effects: np.ndarray
-) -> np.ndarray:
-    """(n_seeds, n_segments) 0/1 correctness of one model: its seeds on `split`."""
-    interaction = rng.normal(0, world.interaction_sd, split.groups.max() + 1)[split.groups]
-    q = np.clip(split.p + shift + interaction + seed_effects[:, None], 0.01, 0.99)
-    return (rng.random(q.shape) < q).astype(np.float64)
 
 
 def ranking(
@@ -108,21 +65,7 @@ def passes(
     for stage in spec.stages:
         looked.append(stage.name)
         rows = list(stage.seeds)
-        b, c = base[rows], cand[rows]
-        verdict = judge(
-            stage,
-            spec.direction,
-            b.mean(axis=1),
-            c.mean(axis=1),
-            (b, c),
-            test.clips,
-            {name: Worsening(0.05, 0.05, 0.0, name) for name in stage.non_inferiority},
-            n_resamples=N_RESAMPLES,
-            seed=int(rng.integers(2**31)),
-            groups=test.groups,
-            min_groups=spec.min_groups,
-        )
-        if not verdict.passed:
+        if not passes_stage(rng, spec, stage, test, base[rows], cand[rows], N_RESAMPLES):
             return False, looked
     return True, looked
 

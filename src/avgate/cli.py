@@ -182,6 +182,15 @@ def _ledger_verify(args: argparse.Namespace, params: Params) -> None:
     )
 
 
+def _plan_check(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import StageError, plan_check
+
+    report, lines = plan_check.run(params, args.replications)
+    print("\n".join(lines))
+    if report["passed"] is False:
+        raise StageError(f"the plan's power is below its min_power ({report['min_power']})")
+
+
 def _verify(args: argparse.Namespace, params: Params) -> None:
     from avgate.stages import verify
 
@@ -238,6 +247,9 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     promote.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (default 1)")
     promote.add_argument("--tag", default="", help="tag of the promoted model (model/<line>)")
+    plan = add("plan", _plan_check, "each test stage's power from validation, before any look")
+    plan.add_argument("action", choices=["check"], help="check: power at min_delta, and needs")
+    plan.add_argument("--replications", type=int, default=200, help="default: %(default)s")
     add(
         "verify", _verify, "re-derive a promotion from what its tag pins, without a new look"
     ).add_argument("tag", help="a tag `avgate promote` made")

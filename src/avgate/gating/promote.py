@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,11 +112,23 @@ class Promotion:
                 f"commit first (`git tag -a {spec.baseline} -m baseline`)"
             )
         looks = sum(entry.spec_hash == spec.hash for entry in entries)
+        if spec.min_power is not None:
+            self.check_power(spec.min_power)
         self.say(
             f"plan {SPEC} sha256 {spec.hash[:12]}; baseline {spec.baseline}; ledger {LEDGER} "
             f"intact and complete ({len(entries)} entries, {looks} under this plan)"
         )
         return spec
+
+    def check_power(self, min_power: float) -> None:
+        """Refuse to start when `avgate plan check` puts a test stage below `min_power`."""
+        done = self.sh(sys.executable, "-m", "avgate.cli", "plan", "check", check=False)
+        if done.returncode != 0:
+            raise PromotionError(
+                f"{SPEC} declares min_power {min_power} and the plan check finds less; nothing "
+                f"was queued:\n{done.stdout}{done.stderr}".rstrip()
+            )
+        self.say(f"plan check: every test stage reaches min_power {min_power}")
 
     def queue(self, spec: GateSpec) -> list[str]:
         fixed = [

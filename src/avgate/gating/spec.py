@@ -2,9 +2,11 @@
 
 The spec names the primary metric and its direction, the pinned baseline, the correction for
 repeated looks (`alpha_correction`), the fewest test groups an interval may rest on
-(`min_groups`), how the candidate is selected on validation, and the stages of the test (seeds,
-paired statistic, sidedness, alpha, the number of looks allowed, minimum effect, optional
-bootstrap bound and whether it resamples seeds, non-inferiority margins on diagnostics).
+(`min_groups`), optionally the least power each test stage must have at its `min_delta` before
+the first look (`min_power`, checked by `avgate plan check`; absent, the check only reports),
+how the candidate is selected on validation, and the stages of the test (seeds, paired
+statistic, sidedness, alpha, the number of looks allowed, minimum effect, optional bootstrap
+bound and whether it resamples seeds, non-inferiority margins on diagnostics).
 
 `looks` is the total number of test looks a stage allows under this spec and this test split,
 whatever the candidate line; the stage's `alpha` is the family alpha, split over its looks by
@@ -24,8 +26,10 @@ the sha256 of the canonical JSON of the parsed spec, so comments and formatting 
 >>> spec = parse_spec(data, "gates.yaml")
 >>> spec.stages[0].name, spec.stages[0].non_inferiority, spec.stages[0].alpha_per_look
 ('full_test', {}, 0.025)
->>> spec.min_groups, len(spec.hash)
-(8, 64)
+>>> spec.min_groups, spec.min_power, len(spec.hash)
+(8, None, 64)
+>>> parse_spec({**data, "min_power": 0.8}, "gates.yaml").min_power
+0.8
 >>> data["stages"][0]["statistic"] = "sign_flip"
 >>> data["stages"][0]["seeds"] = [0, 1, 2]
 >>> parse_spec(data, "gates.yaml")  # doctest: +ELLIPSIS
@@ -60,6 +64,7 @@ TOP_REQUIRED = (
     "selection",
     "stages",
 )
+TOP_OPTIONAL = ("min_power",)  # least simulated power per test stage (`gating.power.check`)
 ALPHA_CORRECTIONS = ("bonferroni",)  # each look is tested at alpha / looks
 SELECTION_REQUIRED = ("split", "seeds", "rule")
 SELECTION_OPTIONAL = ("tie_break",)
@@ -117,9 +122,12 @@ class GateStage:
 class GateSpec:
     """The parsed plan; `hash` identifies it in the ledger and in every verdict.
 
+    `min_power` (None when the plan declares none) is the least power each test stage must
+    have at its `min_delta`, checked before the first look by `avgate plan check`.
+
     >>> spec = GateSpec("acc", "maximize", "v1", "bonferroni", 8, {"split": "val"}, (), "0" * 64)
-    >>> spec.direction, spec.min_groups
-    ('maximize', 8)
+    >>> spec.direction, spec.min_groups, spec.min_power
+    ('maximize', 8, None)
     """
 
     primary_metric: str
@@ -130,6 +138,7 @@ class GateSpec:
     selection: dict
     stages: tuple[GateStage, ...]
     hash: str
+    min_power: float | None = None
 
 
 def load_spec(path: str | Path) -> GateSpec:
@@ -160,7 +169,7 @@ def parse_spec(data: dict, source: str) -> GateSpec:
     avgate.gating.spec.SpecError: gates.yaml: direction: missing; add it
     """
     _check_mapping(data, "(top level)", source)
-    _check_keys(data, TOP_REQUIRED, (), "", source)
+    _check_keys(data, TOP_REQUIRED, TOP_OPTIONAL, "", source)
     direction = _choice(data["direction"], DIRECTIONS, "direction", source)
     correction = _choice(data["alpha_correction"], ALPHA_CORRECTIONS, "alpha_correction", source)
     min_groups = _integer(data["min_groups"], 2, "min_groups", source)
@@ -174,6 +183,7 @@ def parse_spec(data: dict, source: str) -> GateSpec:
         selection=_parse_selection(data["selection"], source),
         stages=stages,
         hash="",
+        min_power=_min_power(data.get("min_power"), source),
     )
     return replace(spec, hash=spec_hash(spec))
 
@@ -181,12 +191,19 @@ def parse_spec(data: dict, source: str) -> GateSpec:
 def spec_hash(spec: GateSpec) -> str:
     """sha256 of the spec's canonical JSON (sorted keys, no spaces), its own `hash` left out.
 
+    An absent `min_power` is left out too, so plans written before it existed keep their hash
+    (and their ledger entries); a declared one is part of the hash.
+
     >>> a = GateSpec("acc", "maximize", "v1", "bonferroni", 8, {}, (), hash="")
     >>> spec_hash(a) == spec_hash(replace(a, hash="x"))
     True
+    >>> spec_hash(a) == spec_hash(replace(a, min_power=0.8))
+    False
     """
     plain = asdict(spec)
     plain.pop("hash")
+    if plain["min_power"] is None:
+        plain.pop("min_power")
     canonical = json.dumps(plain, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -211,6 +228,16 @@ def check_groups(spec: GateSpec, stage: GateStage, n_groups: int, source: str) -
         f"and the split has {n_groups}; the interval would not generalise to new groups: "
         "split with more groups in test",
     )
+
+
+def _min_power(value: Any, source: str) -> float | None:
+    """The declared least power, a number in (0, 1), or None when absent (or null)."""
+    if value is None:
+        return None
+    power = _number(value, "min_power", source)
+    if not 0 < power < 1:
+        _fail(source, "min_power", f"must be a power in (0, 1), e.g. 0.8; got {value!r}")
+    return power
 
 
 def _parse_selection(data: Any, source: str) -> dict:

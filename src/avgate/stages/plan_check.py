@@ -1,0 +1,55 @@
+"""`avgate plan check`: before the first look, each test stage's power at its `min_delta`,
+estimated from the workspace's validation predictions, and the seeds and test groups 80% would
+need (`gating.power`). Validation only: no test label is read; the test split is only counted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from avgate.config import Params
+from avgate.gating import power
+from avgate.gating.spec import load_spec
+from avgate.stages import StageError
+from avgate.stages.gate import SPEC
+from avgate.stages.inputs import predicted_labels, predictions_dir
+
+SPLIT = "val"
+
+
+def validation_table(params: Params) -> pd.DataFrame:
+    """One row per validation sample and seed: seed, group, clip_id, correct (0/1)."""
+    manifest = pd.read_parquet(params.data.interim_dir / "manifest.parquet")
+    groups = manifest.set_index("clip_id")["group"].astype(str)
+    frames = []
+    for seed in params.train.seeds:
+        path = predictions_dir(seed) / f"{SPLIT}.parquet"
+        if not path.exists():
+            raise StageError(f"{path} is missing: run `dvc repro` first (plan check reads it)")
+        table = pd.read_parquet(path)
+        correct = (predicted_labels(table) == table["label"].to_numpy()).astype(np.float64)
+        clip_ids = table["clip_id"].to_numpy()
+        frames.append(
+            pd.DataFrame(
+                {"seed": seed, "group": groups.loc[clip_ids].to_numpy(), "clip_id": clip_ids,
+                 "correct": correct}
+            )
+        )  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_split_size(params: Params) -> tuple[int, int]:
+    """Groups and clips in the test split (counted, not read: no labels)."""
+    splits = pd.read_parquet(params.data.splits_dir / "splits.parquet")
+    manifest = pd.read_parquet(params.data.interim_dir / "manifest.parquet")
+    test = splits.loc[splits["split"] == "test", ["clip_id"]].merge(manifest, on="clip_id")
+    return int(test["group"].nunique()), len(test)
+
+
+def run(params: Params, replications: int = 200) -> tuple[dict, list[str]]:
+    """The plan check's report and its lines to print."""
+    spec = load_spec(SPEC)
+    groups, clips = test_split_size(params)
+    report = power.check(spec, validation_table(params), groups, clips, replications)
+    return report, power.render(report)
