@@ -3,6 +3,7 @@
 >>> result = {"stage": "quick_test", "split": "test", "candidate": "wide-head",
 ...           "decision": "fail", "primary_metric": "acc", "direction": "maximize",
 ...           "baseline": {"revision": "v1", "commit": "a" * 40}, "candidate_revision": "b" * 40,
+...           "candidate_params_sha256": "e" * 64,
 ...           "spec": {"path": "gates.yaml", "sha256": "c" * 64}, "ids_sha256": "d" * 64,
 ...           "criteria": [{"name": "min_delta", "passed": False, "value": 0.01,
 ...                         "threshold": 0.018, "detail": "mean delta 0.01 < 0.018"}],
@@ -69,12 +70,15 @@ def markdown(result: dict) -> str:
         )
     statistics = result["statistics"]
     if statistics.get("claim"):
-        lines.append(
-            f"- The interval rests on {statistics['n_groups']} test groups; the claim holds for "
-            f"{statistics['claim']}."
-        )
+        groups = statistics.get("n_groups")
+        counted = f"{groups} {result['split']} groups; " if groups else ""
+        lines.append(f"- {counted}the claim holds for {statistics['claim']}.")
     if statistics.get("alpha_correction"):
-        lines.append(f"- Repeated looks: {statistics['alpha_correction']}.")
+        correction = statistics["alpha_correction"]
+        lines.append(
+            f"- Repeated looks: {correction['detail']} = {correction['alpha_per_look']:.4g} per "
+            "look, for the test and the interval alike."
+        )
     needed = result.get("seeds_needed")
     if needed:
         lines.append(
@@ -85,7 +89,8 @@ def markdown(result: dict) -> str:
         )
     lines += [
         f"- Baseline `{baseline['revision']}` = {baseline['commit'][:12]}; candidate at "
-        f"{result['candidate_revision'][:12]}; test ids sha256 {result['ids_sha256'][:12]}.",
+        f"{result['candidate_revision'][:12]} with params.yaml sha256 "
+        f"{result['candidate_params_sha256'][:12]}; test ids sha256 {result['ids_sha256'][:12]}.",
         f"- Pre-registered spec `{result['spec']['path']}` sha256 {result['spec']['sha256'][:12]}.",
     ]
     opened = result.get("test_split_opened")

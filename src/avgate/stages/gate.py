@@ -359,7 +359,9 @@ def evaluate_stage(
     metric = spec.primary_metric
     base = _scores(base_metrics, stage.split, metric, "baseline")
     cand = _scores(cand_metrics, stage.split, metric, "candidate")
-    per_sample, clusters, groups = None, None, None
+    clusters = tables[seeds[0]][1]["clip_id"].to_numpy()
+    groups = _groups(params, sides[1], clusters)  # every report states how many
+    per_sample = None
     if stage.ci_low_min is not None:
         if metric not in PER_SAMPLE_METRICS:
             raise StageError(
@@ -367,8 +369,6 @@ def evaluate_stage(
                 f"over samples ({', '.join(PER_SAMPLE_METRICS)}); {metric!r} is not: remove it"
             )
         per_sample = tuple(np.stack([_correct(tables[s][i]) for s in seeds]) for i in (0, 1))
-        clusters = tables[seeds[0]][1]["clip_id"].to_numpy()
-        groups = _groups(params, sides[1], clusters)
     diagnostics = {
         name: worsening(name, base_metrics, cand_metrics) for name in stage.non_inferiority
     }
