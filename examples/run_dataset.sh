@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared steps of the dataset examples: put a dataset folder under DVC as data/raw/NAME, run the
-# pipeline on it as a DVC experiment, print the test metrics and the leakage verdict.
+# pipeline on it as a DVC experiment, print the validation metrics and the leakage verdict (the
+# test split stays sealed until a gate look).
 # Usage: examples/run_dataset.sh SOURCE NAME EXPERIMENT [-S key=value ...]
 set -euo pipefail
 source_dir=$1 name=$2 experiment=$3
@@ -29,10 +30,10 @@ import json
 summary = json.load(open("metrics/eval.json"))
 leakage = json.load(open("metrics/leakage.json"))
 primary = summary["primary_metric"]
-test = summary["test"][primary]
-print(f"test {primary}: {test['mean']:.4f} ± {test['std']:.4f} "
+val = summary["val"][primary]
+print(f"val {primary}: {val['mean']:.4f} ± {val['std']:.4f} "
       f"(mean ± sample std over {summary['n_seeds']} seeds); "
-      f"majority baseline {summary['majority_baseline']['test'][primary]:.4f}")
+      f"majority baseline {summary['majority_baseline']['val'][primary]:.4f}; test sealed")
 print(f"split: {leakage['split']['method']}; leakage verdict: {leakage['verdict']}")
 print(f"group overlap between splits: {leakage['group_overlap']}")
 PY

@@ -45,7 +45,8 @@ def test_repro_then_status_is_up_to_date(dvc_project):
     assert "up to date" in stale  # and timings live outside DVC's outputs
     sh(dvc_project, "dvc", "repro")
     summary = json.loads((dvc_project / "metrics/eval.json").read_text())
-    assert summary["n_seeds"] == 2 and "std" in summary["test"]["segment_accuracy"]
+    assert summary["n_seeds"] == 2 and "std" in summary["val"]["segment_accuracy"]
+    assert "test" not in summary  # sealed
     commit(dvc_project, "run")
 
 
@@ -59,24 +60,26 @@ def test_head_only_experiment_reruns_nothing_before_train(dvc_project):
     assert experiments, "dvc exp show lists the experiment"
     data = experiments[0]["revs"][0]["data"]
     assert data["params"]["params.yaml"]["data"]["train"]["lr"] == 0.003
-    metrics = data["metrics"]["metrics/eval.json"]["data"]["test"]["segment_accuracy"]
+    metrics = data["metrics"]["metrics/eval.json"]["data"]["val"]["segment_accuracy"]
     assert {"mean", "std"} <= set(metrics)
+    assert '"test' not in json.dumps(data["metrics"])  # no test score outside a recorded look
+    assert "test sealed" in log
 
 
 def test_metrics_and_plots_diff_against_the_baseline(dvc_project):
     experiment = json.loads(sh(dvc_project, "dvc", "exp", "show", "--json"))
     name = next(e["name"] for rev in experiment for e in (rev.get("experiments") or []))
     diff = sh(dvc_project, "dvc", "metrics", "diff", "HEAD", name, "--md", "--all")
-    assert "test.segment_accuracy.mean" in diff
+    assert "val.segment_accuracy.mean" in diff and "test." not in diff
     out = dvc_project / "plots_diff"
     sh(dvc_project, "dvc", "plots", "diff", "HEAD", name, "-o", str(out))
     html = (out / "index.html").read_text()
     titles = (
         "Validation loss by seed",
-        "Test confusion",
-        "Primary metric on test by seed",
-        "Reliability diagram on test",
-        "Primary metric on test vs trainable parameters",
+        "Validation confusion",
+        "Primary metric on validation by seed",
+        "Reliability diagram on validation",
+        "Primary metric on validation vs trainable parameters",
     )
     sh(dvc_project, "dvc", "plots", "show", "-o", str(dvc_project / "plots_show"))
     shown = (dvc_project / "plots_show/index.html").read_text()

@@ -41,7 +41,7 @@ def test_esc50_example_runs_on_the_predefined_folds(project, tmp_path):
     formats.write_esc50(source)
     before = formats.snapshot(source)
     out = sh(project, "examples/esc50.sh", str(source))
-    assert "test accuracy:" in out and "over 2 seeds" in out
+    assert "val accuracy:" in out and "over 2 seeds" in out and "test sealed" in out
     assert "split: predefined; leakage verdict: no leakage" in out
     assert (project / "data/raw/esc50.dvc").exists()
     assert "up to date" in sh(project, "dvc", "status")
