@@ -62,11 +62,12 @@ def test_promote_demo_promotes_a_better_candidate_and_rejects_an_equal_one(proje
     # The shipped plan with a 4-seed full test (the same protocol, less training) and no
     # per-class recall margin: the small demo's test split holds about 3 seconds of some
     # classes, so one second moves that class's recall by 0.33, beyond the 0.15 margin. The
-    # demo's clips come from 40 channels, so that the test split holds the plan's 8 groups.
+    # demo's clips come from 40 channels, so that the test split holds several groups.
     write_params(project, {"demo": {"workers": 0, "n_groups": 40}, "train": {"seeds": [0, 1]}})
     plan = yaml.safe_load((project / "gates.yaml").read_text())
     plan["stages"][1]["seeds"] = [0, 1, 2, 3]
     plan["stages"][1]["non_inferiority"] = {"ece": 0.03}
+    plan["min_groups"] = 4  # 48 clips from 40 channels: 6 of them in the test split
     (project / "gates.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
     commit(project, "a lighter plan for the test")
     start = sh(project, "git", "rev-parse", "--abbrev-ref", "HEAD").strip()

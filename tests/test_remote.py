@@ -113,7 +113,7 @@ def pushed(tmp_path_factory, s3) -> tuple[Path, Path]:
     os.environ.update(CREDENTIALS)
     base = tmp_path_factory.mktemp("team")
     root = scratch_project(base / "alice")
-    write_params(root, {"demo": {"workers": 0}, "train": {"seeds": [0, 1, 2]}})
+    write_params(root, {"demo": {"workers": 0}, "train": {"seeds": [0, 1, 2, 3]}})  # quick_test's
     sh(root, "dvc", "remote", "add", "-f", "-d", "shared", "s3://avgate/dvc")
     sh(root, "dvc", "remote", "modify", "shared", "endpointurl", s3)
     sh(root, "dvc", "repro")
@@ -157,7 +157,7 @@ def test_an_experiment_travels_by_exp_push_and_pull_and_the_gate_reads_it(pushed
         clone,
         {
             "demo": {"workers": 0},
-            "train": {"seeds": [0, 1, 2], "hidden": 256},
+            "train": {"seeds": [0, 1, 2, 3], "hidden": 256},
             "gate": {"stage": "quick_test", "candidate": "wider"},
         },
     )

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
+import sys
 
 import yaml
 
@@ -27,6 +29,7 @@ from avgate.stages import StageError
 from avgate.stages.gate import GATE_REPORT, LEDGER, PARAMS, SPEC, Side, recompute
 
 NOTE = re.compile(r"gate report \S+ sha256 ([0-9a-f]{64})")
+FETCHED = ("ingest", "evaluate")  # the stages whose outputs a look reads: labels, test logits
 
 
 def note_sha256(note: str) -> str | None:
@@ -58,6 +61,7 @@ def run(tag: str) -> list[str]:
         raise StageError(
             f"tag {tag}: its note names no gate report sha256: `avgate promote` made no such tag"
         )
+    fetch_outputs()
     snap = Snapshot(tag, commit)
     spec = parse_spec(yaml.safe_load(snap.read_bytes(str(SPEC))), f"{tag}:{SPEC}")
     params = Params.from_dict(yaml.safe_load(snap.read_bytes(str(PARAMS))))
@@ -87,6 +91,14 @@ def run(tag: str) -> list[str]:
         )
     lines.append(f"  {GATE_REPORT} sha256 {got[:12]} matches the tag's note: promotion re-derived")
     return lines
+
+
+def fetch_outputs() -> None:
+    """`dvc fetch` the labels and stored logits of every tag from the DVC remote, as a fresh
+    clone needs; without a remote (or offline) the reads below say what is missing."""
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "fetch", "-q", "--all-tags", *FETCHED], capture_output=True
+    )
 
 
 def _look_of(entries: list[ledger.Entry], spec_hash: str, stage: str, tag: str) -> ledger.Entry:
