@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from avgate.gating.simulate import Split, World, correct, draw_split, passes_stage
+from avgate.gating.simulate import Split, World, correct, draw_split, judge_stage
 from avgate.gating.spec import GateSpec, load_spec
 
 GATES = Path(__file__).resolve().parents[1] / "gates.yaml"
@@ -65,7 +65,7 @@ def passes(
     for stage in spec.stages:
         looked.append(stage.name)
         rows = list(stage.seeds)
-        if not passes_stage(rng, spec, stage, test, base[rows], cand[rows], N_RESAMPLES):
+        if not judge_stage(rng, spec, stage, test, base[rows], cand[rows], N_RESAMPLES).passed:
             return False, looked
     return True, looked
 

@@ -165,30 +165,6 @@ def shift_for(split: Split, delta: float) -> float:
     return (lo + hi) / 2
 
 
-def passes_stage(
-    rng: np.random.Generator,
-    spec: GateSpec,
-    stage: GateStage,
-    split: Split,
-    base: np.ndarray,
-    cand: np.ndarray,
-    n_resamples: int,
-) -> bool:
-    """Whether `judge` passes `stage` on these scores (rows: the stage's seeds, in order).
-
-    >>> from avgate.gating.spec import GateStage
-    >>> stage = GateStage("t", "test", (0, 1, 2), "paired_t", "greater", 0.05, 0.0)
-    >>> spec = GateSpec("acc", "maximize", "v1", "bonferroni", 2, {}, (stage,), "")
-    >>> world = World(0.5, 0.0, 0.0, 0.0, 0.0)
-    >>> rng = np.random.default_rng(0)
-    >>> split = draw_split(rng, world, 8)
-    >>> base, cand = draw_pair(rng, world, split, 3, delta=0.4)
-    >>> passes_stage(rng, spec, stage, split, base, cand, n_resamples=500)
-    True
-    """
-    return judge_stage(rng, spec, stage, split, base, cand, n_resamples).passed
-
-
 def judge_stage(
     rng: np.random.Generator,
     spec: GateSpec,
@@ -199,6 +175,16 @@ def judge_stage(
     n_resamples: int,
 ) -> StageVerdict:
     """`judge`'s verdict of `stage` on these scores, with the interval's seed drawn from `rng`.
+
+    >>> from avgate.gating.spec import GateStage
+    >>> stage = GateStage("t", "test", (0, 1, 2), "paired_t", "greater", 0.05, 0.0)
+    >>> spec = GateSpec("acc", "maximize", "v1", "bonferroni", 2, {}, (stage,), "")
+    >>> world = World(0.5, 0.0, 0.0, 0.0, 0.0)
+    >>> rng = np.random.default_rng(0)
+    >>> split = draw_split(rng, world, 8)
+    >>> base, cand = draw_pair(rng, world, split, 3, delta=0.4)
+    >>> judge_stage(rng, spec, stage, split, base, cand, n_resamples=500).passed
+    True
 
     The non-inferiority margins are taken as met (no diagnostic worsens): only the primary
     metric's criteria decide. `direction` is the spec's, so for "minimize" a better candidate
