@@ -16,7 +16,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 repro: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc metrics show
+	$(BIN)/avgate summary
 
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest

@@ -133,6 +133,22 @@ def _summarize(args: argparse.Namespace, params: Params) -> None:
     )
 
 
+def _summary(args: argparse.Namespace, params: Params) -> None:
+    import json
+
+    from avgate import summary
+
+    def read(path: str) -> dict | None:
+        file = Path(path)
+        return json.loads(file.read_text()) if file.is_file() else None
+
+    evaluation = read("metrics/eval.json")
+    if evaluation is None:
+        raise FileNotFoundError("metrics/eval.json: run `dvc repro` first")
+    lines = summary.render(evaluation, read("metrics/leakage.json"), read("metrics/gate.json"))
+    print("\n".join(lines))
+
+
 def _profiles(args: argparse.Namespace, params: Params) -> None:
     from avgate.stages.profile import PROFILES, read_all
 
@@ -232,6 +248,7 @@ def parser() -> argparse.ArgumentParser:
         "--seed", type=int, required=True
     )
     add("summarize", _summarize, "aggregate seeds into metrics/eval.json and plots/")
+    add("summary", _summary, "the headline of the last run in a few short lines")
     add("profiles", _profiles, "wall time and peak memory of the last run of each stage")
     add("gate", _gate, "the workspace against the pinned baseline at one stage of gates.yaml")
     ledger = add("ledger", _ledger_verify, "check the test-split ledger's hash chain")

@@ -1,0 +1,54 @@
+"""The few lines `make repro` ends with: the headline of metrics/eval.json, the leakage verdict
+and the gate, each line at most 100 characters (the files hold the rest).
+
+>>> lines = render({"primary_metric": "accuracy", "n_seeds": 3, "val": {"accuracy": {"mean":
+...     0.9, "std": 0.01}}, "majority_baseline": {"val": {"accuracy": 0.5}},
+...     "calibration_val": {"ece": {"before": {"mean": 0.05}, "after": {"mean": 0.05}},
+...     "reasons": {"seed0": "T = 1 kept: x"}}}, {"verdict": "no leakage"}, None)
+>>> lines[1]
+'val accuracy 0.9000 ± 0.0100 (mean ± sample std over 3 seeds); majority class 0.5000'
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+WIDTH = 100
+
+
+def render(evaluation: dict, leakage: dict | None, gate: dict | None) -> list[str]:
+    """At most 15 lines of at most 100 characters."""
+    primary = evaluation["primary_metric"]
+    val = evaluation["val"][primary]
+    majority = evaluation["majority_baseline"]["val"][primary]
+    calibration = evaluation["calibration_val"]
+    kept = sum(reason.startswith("T = 1 kept") for reason in calibration["reasons"].values())
+    lines = [
+        "== avgate: validation only; the test split stays sealed until a gate look ==",
+        f"val {primary} {val['mean']:.4f} ± {val['std']:.4f} (mean ± sample std over "
+        f"{evaluation['n_seeds']} seeds); majority class {majority:.4f}",
+        f"val ECE {calibration['ece']['before']['mean']:.4f} before, "
+        f"{calibration['ece']['after']['mean']:.4f} after cross-fitted temperature scaling "
+        f"(T = 1 kept on {kept} of {len(calibration['reasons'])} seeds)",
+    ]
+    if leakage:
+        lines += _wrapped(f"split: {leakage['verdict']}")
+    if gate:
+        lines += _wrapped(f"gate {gate['stage']}: " + _gate_line(gate))
+    lines += [
+        "details: metrics/*.json, `dvc plots show`, `avgate profiles` (timings)",
+        "next: dvc exp run -S train.lr=0.003; dvc exp show --only-changed; avgate plan check",
+    ]
+    return lines[:15]
+
+
+def _gate_line(gate: dict) -> str:
+    if gate.get("decision") == "no_baseline":
+        return gate["reason"].split(" (")[0]
+    if gate["stage"] == "selection":
+        return f"mean {gate['split']} delta {gate['mean_delta']:+.4f} against the baseline"
+    return f"{gate['decision'].upper()}, mean delta {gate['mean_delta']:+.4f} (reports/gate.md)"
+
+
+def _wrapped(text: str) -> list[str]:
+    return textwrap.wrap(text, WIDTH, subsequent_indent="  ")
