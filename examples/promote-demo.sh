@@ -42,7 +42,7 @@ avgate promote --line "same-$stamp" -S train.hidden=128 --tag "demo-model-same-$
   | tee /tmp/promote-demo-2.$$
 
 echo "== decisions"
-grep -h -E "promote: (PROMOTED|REJECTED)" /tmp/promote-demo-1.$$ /tmp/promote-demo-2.$$
+grep -h -E "promote \[ *[0-9]+ s\] (PROMOTED|REJECTED)" /tmp/promote-demo-1.$$ /tmp/promote-demo-2.$$
 rm -f /tmp/promote-demo-1.$$ /tmp/promote-demo-2.$$
 git switch -q "$start"
 dvc checkout -q || true

@@ -27,7 +27,7 @@ dvc exp run --name "$experiment" -S "data.name=$name" "$@"
 
 python - <<'PY'
 import json
-summary = json.load(open("metrics/eval.json"))
+summary = json.load(open("metrics/scores.json"))
 leakage = json.load(open("metrics/leakage.json"))
 primary = summary["primary_metric"]
 val = summary["val"][primary]

@@ -7,6 +7,7 @@ Used by the end-to-end tests and by bench/pipeline_times.py.
 from __future__ import annotations
 
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -18,10 +19,15 @@ PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/co
                  "gates.yaml", "gates/ledger.jsonl"]  # fmt: skip
 
 
+def tool_env(**extra: str) -> dict[str, str]:
+    """This environment with this interpreter's bin folder (avgate, dvc) first on PATH."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, **extra}
+
+
 def sh(cwd: Path, *args: str) -> str:
     """Run a command with this interpreter's bin folder first on PATH; raise with its output."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(args, cwd=cwd, env=tool_env(), capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout + result.stderr
@@ -46,3 +52,24 @@ def scratch_project(root: Path) -> Path:
     sh(root, "git", "config", "user.email", "dev@avgate.invalid")
     commit(root, "project")
     return root
+
+
+def terminal_table(root: Path, columns: int = 120) -> str:
+    """`dvc exp show --only-changed` as a terminal of `columns` columns shows it."""
+    env = tool_env(COLUMNS=str(columns), LINES="50")
+    main, child = pty.openpty()
+    process = subprocess.Popen(["dvc", "exp", "show", "--only-changed", "--no-pager"], cwd=root,
+                               env=env, stdin=child, stdout=child, stderr=child)  # fmt: skip
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait()
+    os.close(main)
+    return b"".join(chunks).decode(errors="replace")

@@ -7,7 +7,17 @@ from avgate.datasets import DatasetError, ave
 
 
 def parse(text: str) -> pd.DataFrame:
-    return ave.read_annotations(io.StringIO(text), "Annotations.txt")
+    """The kept annotations of `text`, which must have no line left out."""
+    frame, rejected = ave.read_annotations(io.StringIO(text), "Annotations.txt")
+    assert rejected == []
+    return frame
+
+
+def rejected(text: str) -> list[tuple[int, str]]:
+    """(line, reason) of each line of `text` left out."""
+    _, left_out = ave.read_annotations(io.StringIO(text), "Annotations.txt")
+    assert {r.file for r in left_out} <= {"Annotations.txt"}
+    return [(r.line, r.reason) for r in left_out]
 
 
 def test_names_with_commas_spaces_and_leading_dash_ids():
@@ -24,8 +34,8 @@ def test_names_with_commas_spaces_and_leading_dash_ids():
 
 
 def test_header_only_counts_on_the_first_line():
-    with pytest.raises(ave.AnnotationError, match="Annotations.txt:2: StartTime must be a whole"):
-        parse("x&a&good&0&1\nCategory&VideoID&Quality&StartTime&EndTime\n")
+    [(line, reason)] = rejected("x&a&good&0&1\nCategory&VideoID&Quality&StartTime&EndTime\n")
+    assert line == 2 and reason.startswith("StartTime must be a whole")
 
 
 def test_exact_repeat_is_kept_once():
@@ -46,32 +56,32 @@ def test_annotation_error_is_a_dataset_error():
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("bad", "message"),
     [
-        ("Church bell&a&good&2\n", "Annotations.txt:1: expected 5 '&'-separated fields"),
+        ("Church bell&a&good&2", "expected 5 '&'-separated fields"),
         (
-            "x&a&good&1&2&3\n",
-            "Annotations.txt:1: expected 5 '&'-separated fields "
-            "(Category&VideoID&Quality&StartTime&EndTime), got 6",
+            "x&a&good&1&2&3",
+            "expected 5 '&'-separated fields (Category&VideoID&Quality&StartTime&EndTime), got 6",
         ),
-        (
-            "x&a&good&1&2\nChurch bell&a&good&two&7\n",
-            "Annotations.txt:2: StartTime must be a whole",
-        ),
-        ("x&a&good&1&7.5\n", "Annotations.txt:1: EndTime must be a whole number, got '7.5'"),
-        ("x&a&good&-1&2\n", "Annotations.txt:1: StartTime must lie in [0, 2147483647], got -1"),
-        ("x&a&good&0&99999999999\n", "Annotations.txt:1: EndTime must lie in [0, 2147483647]"),
-        ("x&a&good&7&2\n", "Annotations.txt:1: need StartTime < EndTime, got 7, 2"),
-        ("x&a&good&2&2\n", "Annotations.txt:1: need StartTime < EndTime, got 2, 2"),
-        ("&a&good&1&2\n", "Annotations.txt:1: empty Category or VideoID"),
-        ("x& &good&1&2\n", "Annotations.txt:1: empty Category or VideoID"),
-        ("x&../a&good&1&2\n", "Annotations.txt:1: VideoID '../a' must be a plain file name"),
+        ("Church bell&a&good&two&7", "StartTime must be a whole"),
+        ("x&a&good&1&7.5", "EndTime must be a whole number, got '7.5'"),
+        ("x&a&good&-1&2", "StartTime must lie in [0, 2147483647], got -1"),
+        ("x&a&good&0&99999999999", "EndTime must lie in [0, 2147483647]"),
+        ("x&a&good&7&2", "need StartTime < EndTime, got 7, 2"),
+        ("x&a&good&2&2", "need StartTime < EndTime, got 2, 2"),
+        ("Church bell&VWi2ENBuTbw&good&0&0", "need StartTime < EndTime, got 0, 0"),
+        ("&a&good&1&2", "empty Category or VideoID"),
+        ("x& &good&1&2", "empty Category or VideoID"),
+        ("x&../a&good&1&2", "VideoID '../a' must be a plain file name"),
+        ("x&\ud800&good&0&1", "not valid UTF-8 text"),
     ],
 )
-def test_bad_lines_name_file_and_line(text, message):
-    with pytest.raises(ave.AnnotationError) as error:
-        parse(text)
-    assert message in str(error.value)
+def test_a_bad_line_is_left_out_with_its_number_and_reason_and_the_rest_kept(bad, message):
+    text = f"Category&VideoID&Quality&StartTime&EndTime\nx&v1&good&0&2\n{bad}\ny&v2&good&1&3\n"
+    frame, left_out = ave.read_annotations(io.StringIO(text), "Annotations.txt")
+    assert frame["clip_id"].tolist() == ["v1", "v2"]
+    [(line, reason)] = [(r.line, r.reason) for r in left_out]
+    assert line == 3 and message in reason and reason.endswith(repr(bad))
 
 
 def test_load_reads_groups_or_falls_back_to_one_group_per_video(tmp_path):
@@ -126,6 +136,30 @@ def test_missing_annotations_file_is_named(tmp_path):
         ave.load(tmp_path)
 
 
-def test_a_line_that_is_not_valid_unicode_is_refused_with_its_line_number():
-    with pytest.raises(ave.AnnotationError, match=r"Annotations.txt:2: not valid Unicode text"):
-        parse("x&a&good&0&1\nx&\ud800&good&0&1\n")
+def test_load_keeps_every_valid_line_and_returns_the_others(tmp_path):
+    (tmp_path / "Annotations.txt").write_bytes(
+        b"x&v1&good&0&2\nx&id&good&0&0\ny&v2&good&1&3\ncaf\xe9&v3&good&0&1\n"
+    )
+    records = ave.load(tmp_path)
+    assert records.frame["clip_id"].tolist() == ["v1", "v2"]
+    where = str(tmp_path / "Annotations.txt")
+    assert [(r.file, r.line) for r in records.rejected] == [(where, 2), (where, 4)]
+    assert "need StartTime < EndTime, got 0, 0" in records.rejected[0].reason
+    assert "not valid UTF-8 text" in records.rejected[1].reason
+
+
+def test_load_refuses_a_file_without_a_usable_line_naming_the_lines(tmp_path):
+    (tmp_path / "Annotations.txt").write_text("x&id&good&0&0\ny&v2&good\n")
+    with pytest.raises(ave.AnnotationError, match="none of its 2 annotation lines") as error:
+        ave.load(tmp_path)
+    assert "line 1: need StartTime < EndTime" in str(error.value)
+    assert "line 2: expected 5" in str(error.value)
+
+
+def test_bad_lines_of_split_files_are_left_out_too(tmp_path):
+    (tmp_path / "Annotations.txt").write_text("x&v1&good&0&2\ny&v2&good&1&3\n")
+    (tmp_path / "trainSet.txt").write_text("x&v1&good&0&2\nChurch bell&v9&good&0&0\n")
+    (tmp_path / "testSet.txt").write_text("y&v2&good&1&3\n")
+    records = ave.load(tmp_path)
+    assert records.frame["split"].tolist() == ["train", "test"]
+    assert [(r.file, r.line) for r in records.rejected] == [(str(tmp_path / "trainSet.txt"), 2)]

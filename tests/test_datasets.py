@@ -230,21 +230,30 @@ def test_zero_clips_names_root_and_layout(tmp_path, fmt, setup, layout):
     refused(fmt, tmp_path, f"{tmp_path}: no clips found; expected", layout)
 
 
-def test_ave_bad_line(ave_root):
-    with open(ave_root / "Annotations.txt", "a") as stream:
-        stream.write("bell&v0001&good&3&1\n")
-    refused("ave", ave_root, f"{ave_root / 'Annotations.txt'}:38: need StartTime < EndTime")
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"x&id&good&0&0", "need StartTime < EndTime, got 0, 0"),
+        (b"bell&v0001&good&3&1", "need StartTime < EndTime, got 3, 1"),
+        (b"caf\xe9&v0001&good&0&1", "not valid UTF-8 text"),
+        (b"bell&../v0001&good&0&1", "VideoID '../v0001' must be a plain file name"),
+    ],
+)
+def test_ave_bad_line_is_left_out_with_its_number_and_every_other_line_kept(
+    ave_root, ave_template, line, reason
+):
+    with open(ave_root / "Annotations.txt", "ab") as stream:
+        stream.write(line + b"\n")
+    records = load_unchanged("ave", ave_root)
+    assert records.frame["clip_id"].tolist() == ave_template[1]["clip_id"].tolist()
+    [rejected] = records.rejected
+    assert (rejected.file, rejected.line) == (str(ave_root / "Annotations.txt"), 38)
+    assert reason in rejected.reason
 
 
 def test_ave_missing_annotations(ave_root):
     (ave_root / "Annotations.txt").unlink()
     refused("ave", ave_root, f"{ave_root / 'Annotations.txt'}: not found")
-
-
-def test_ave_annotations_not_utf8(ave_root):
-    with open(ave_root / "Annotations.txt", "ab") as stream:
-        stream.write(b"caf\xe9&v0001&good&0&1\n")
-    refused("ave", ave_root, f"{ave_root / 'Annotations.txt'}:38: not UTF-8", "save the file")
 
 
 def test_ave_clip_in_no_split_file(ave_root):
@@ -262,22 +271,26 @@ def test_ave_clip_in_two_split_files(ave_root):
     refused("ave", ave_root, f"'{video_id}': ['valSet.txt', 'testSet.txt']", "exactly one")
 
 
-def test_ave_bad_split_file_line(ave_root):
+def test_lines_left_out_survive_an_ignored_group_pattern(ave_root):
+    with open(ave_root / "Annotations.txt", "a") as stream:
+        stream.write("x&id&good&0&0\n")
+    records = load_records("ave", ave_root, group_pattern="(x)")
+    assert [r.line for r in records.rejected] == [38]
+    assert records.warnings[-1].startswith("group_pattern '(x)' is ignored")
+
+
+def test_ave_bad_split_file_line_is_left_out(ave_root):
     with open(ave_root / "trainSet.txt", "a") as stream:
         stream.write("bell&v0001&good\n")
-    refused("ave", ave_root, f"{ave_root / 'trainSet.txt'}:", "expected 5 '&'-separated fields")
+    [rejected] = load_unchanged("ave", ave_root).rejected
+    assert rejected.file == str(ave_root / "trainSet.txt")
+    assert "expected 5 '&'-separated fields" in rejected.reason
 
 
 def test_ave_groups_missing_a_video(ave_root):
     lines = (ave_root / "groups.csv").read_text().splitlines()
     (ave_root / "groups.csv").write_text("\n".join(lines[:-1]) + "\n")
     refused("ave", ave_root, f"{ave_root / 'groups.csv'}: no group for VideoID(s) ['v0035']")
-
-
-def test_ave_video_id_with_dotdot_path(ave_root):
-    with open(ave_root / "Annotations.txt", "a") as stream:
-        stream.write("bell&../v0001&good&0&1\n")
-    refused("ave", ave_root, "Annotations.txt:38: VideoID '../v0001' must be a plain file name")
 
 
 def test_esc50_missing_columns(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 
 import pytest
@@ -74,7 +75,8 @@ def test_promote_demo_promotes_a_better_candidate_and_rejects_an_equal_one(proje
     start = sh(project, "git", "rev-parse", "--abbrev-ref", "HEAD").strip()
     out = sh(project, "examples/promote-demo.sh")
     decisions = out[out.index("== decisions") :]
-    assert "promote: PROMOTED" in decisions and "as demo-model-wide-" in decisions
+    assert re.search(r"promote \[ *\d+ s\] PROMOTED", decisions)
+    assert "as demo-model-wide-" in decisions
     rejected = [line for line in decisions.splitlines() if "REJECTED" in line]
     assert len(rejected) == 1 and "at stage quick_test: min_delta" in rejected[0]
     assert sh(project, "git", "rev-parse", "--abbrev-ref", "HEAD").strip() == start

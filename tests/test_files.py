@@ -30,3 +30,29 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
 def test_read_json_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.json: missing; run `dvc repro`"):
         read_json(tmp_path / "missing.json")
+
+
+def test_write_json_refuses_nan_and_infinity_naming_the_file_and_keys(tmp_path):
+    target = tmp_path / "head.json"
+    write_json(target, {"best_val_loss": 0.5})
+    bad = {"best_val_loss": float("inf"), "seeds": [{"f1": 0.5}, {"f1": float("nan")}]}
+    with pytest.raises(ValueError) as error:
+        write_json(target, bad)
+    assert str(error.value) == (
+        f"{target}: not written: JSON cannot hold NaN or Infinity: "
+        "best_val_loss=inf, seeds[1].f1=nan"
+    )
+    assert read_json(target) == {"best_val_loss": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["head.json"]
+    write_json(target, {"best_val_loss": None})
+    assert target.read_text() == '{\n  "best_val_loss": null\n}\n'
+
+
+def test_atomic_dir_removes_what_a_killed_run_left_beside_the_target(tmp_path):
+    for stale in (".x.old", ".x.abc.tmp"):
+        (tmp_path / stale).mkdir()
+        (tmp_path / stale / "part.npy").write_bytes(b"half")
+    with atomic_dir(tmp_path / "x") as tmp:
+        (tmp / "done").write_text("ok")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]
+    assert (tmp_path / "x" / "done").read_text() == "ok"

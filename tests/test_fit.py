@@ -33,7 +33,8 @@ def test_the_kept_epoch_is_the_best_by_the_selection_metric(selection, best):
 
 
 def test_unknown_selection_metric_is_a_params_error():
-    with pytest.raises(ConfigError, match="train.selection_metric must be val_loss or val_acc"):
+    message = r"train.selection_metric must be one of \['val_loss', 'val_accuracy'\]"
+    with pytest.raises(ConfigError, match=message):
         Params.from_dict({"train": {"selection_metric": "test_accuracy"}})
 
 

@@ -15,7 +15,14 @@ from tests.conftest import write_params
 
 CASES = {
     # format: (writer, params overrides beyond data.*)
-    "ave": (formats.write_ave, {"task": {"kind": "event"}, "split": {"method": "predefined"}}),
+    "ave": (
+        formats.write_ave,
+        {
+            "task": {"kind": "event"},
+            "split": {"method": "predefined"},
+            "evaluate": {"primary_metric": "segment_accuracy"},
+        },
+    ),
     "esc50": (formats.write_esc50, {"split": {"method": "predefined", "test_fold": 1}}),
     "fsdd": (formats.write_fsdd, {"split": {"method": "group"}}),
     "folder": (formats.write_folder, {"split": {"method": "group"}}),
@@ -91,7 +98,8 @@ def test_intra_group_split_shares_every_group_on_purpose(tmp_path, monkeypatch):
 
 
 def test_event_task_on_a_format_without_spans_is_refused(tmp_path, monkeypatch):
-    params, root, _ = prepare(tmp_path, monkeypatch, "fsdd", {"task": {"kind": "event"}})
+    event = {"task": {"kind": "event"}, "evaluate": {"primary_metric": "segment_accuracy"}}
+    params, root, _ = prepare(tmp_path, monkeypatch, "fsdd", event)
     with pytest.raises(StageError, match="set task.kind: clip"):
         ingest.run(params)
 

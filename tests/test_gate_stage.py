@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy import stats as sps
 
 from avgate import stats
 from avgate.cli import main
@@ -103,14 +104,21 @@ def set_spec(root: Path, **changes) -> None:
 
 def test_selection_compares_validation_and_leaves_the_ledger_alone(project):
     result = gate.run(params_for(project, "selection"))
-    base = json.loads(git(project, "show", "base:metrics/eval.json"))
-    cand = json.loads((project / "metrics/eval.json").read_text())
+    base = json.loads(git(project, "show", "base:metrics/scores.json"))
+    cand = json.loads((project / "metrics/scores.json").read_text())
     per_seed = [cand["val"]["segment_accuracy"]["per_seed"][f"seed{s}"] for s in range(3)]
     baseline = [base["val"]["segment_accuracy"]["per_seed"][f"seed{s}"] for s in range(3)]
     assert result["decision"] == "compared"
     assert result["deltas"] == pytest.approx(np.subtract(per_seed, baseline).tolist())
     assert (project / "gates/ledger.jsonl").read_bytes() == b""
-    assert "no test split read" in (project / "reports/gate.md").read_text()
+    deltas = np.asarray(result["deltas"])
+    low, high = sps.t.interval(0.95, len(deltas) - 1, deltas.mean(), sps.sem(deltas))
+    assert result["interval"]["low"] == pytest.approx(low)
+    assert result["interval"]["high"] == pytest.approx(high)
+    report = (project / "reports/gate.md").read_text()
+    assert "no test split read" in report and "95% t interval over seeds" in report
+    headline = json.loads((project / "metrics/gate_headline.json").read_text())
+    assert headline == {"gate": "selection: compared", "delta": result["mean_delta"]}
 
 
 def test_selection_without_a_baseline_tag_says_so(project):

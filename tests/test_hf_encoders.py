@@ -1,6 +1,7 @@
 """The pretrained-model encoders, run on tiny randomly initialised models saved to disk."""
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from avgate.config import ConfigError
+from avgate.config import ConfigError, EmbedParams
+from avgate.encoders import build
 from avgate.encoders.crepe import CrepeEncoder
 from avgate.encoders.hf_audio import HFAudioEncoder
 from avgate.encoders.hf_vision import HFVisionEncoder
@@ -305,10 +307,27 @@ def test_audio_bad_params_name_the_key(models, params, message):
 
 
 def test_audio_unloadable_model_names_the_key(models, tmp_path):
-    with pytest.raises(ConfigError, match=r"embed\.hf_audio\.model .* could not be loaded"):
+    with pytest.raises(ConfigError, match=r"embed\.hf_audio\.encoder names .* could not be loaded"):
         HFAudioEncoder(str(tmp_path))
     with pytest.raises(ConfigError, match=r"embed\.hf_audio\.layer 'all': a CLAP audio tower"):
         HFAudioEncoder(str(models / "clap"), layer="all")
+
+
+@pytest.mark.parametrize("offline", ["HF_HUB_OFFLINE", "no network"])
+def test_an_uncached_hub_id_fails_at_once_offline_naming_the_encoder_key(offline, monkeypatch):
+    from huggingface_hub import constants
+
+    if offline == "HF_HUB_OFFLINE":
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    else:
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "ENDPOINT", "https://hub.invalid")
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as caught:
+        build("wavlm", EmbedParams(models={"wavlm": {"encoder": "hf-audio:org/not-cached"}}))
+    assert time.perf_counter() - started < 10, "no retries against an unreachable hub"
+    message = str(caught.value)
+    assert "embed.wavlm.encoder names 'org/not-cached'" in message and "unreachable" in message
 
 
 # hf-vision
@@ -390,7 +409,7 @@ def test_vision_bad_params_name_the_key(models, params, message):
 
 
 def test_vision_model_without_preprocessor_names_the_key(models, tmp_path):
-    with pytest.raises(ConfigError, match=r"embed\.hf_vision\.model .* preprocessor_config"):
+    with pytest.raises(ConfigError, match=r"embed\.hf_vision\.encoder names .* preprocessor"):
         HFVisionEncoder(str(tmp_path))
 
 

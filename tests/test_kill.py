@@ -46,7 +46,7 @@ def epochs_saved(checkpoint: Path) -> int:
     """Epochs in the training checkpoint (written by rename, so never read half-written)."""
     if not checkpoint.exists():
         return 0
-    return len(torch.load(checkpoint, weights_only=False)["history"])
+    return len(torch.load(checkpoint, weights_only=True)["history"])
 
 
 def wait_for(condition, process: subprocess.Popen, timeout_s: float = 120) -> None:

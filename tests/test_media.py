@@ -5,6 +5,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import soundfile
 
 from avgate.datasets.demo import DemoConfig, generate
 from avgate.media import (
@@ -221,3 +222,42 @@ def test_silent_file_is_rejected_by_verify(tmp_path):
         out.setframerate(16000)
         out.writeframes(np.zeros(16000, "<i2").tobytes())
     assert_rejected(verify, path, "silent: every decoded audio sample is zero")
+
+
+@pytest.mark.parametrize(("channels", "subtype"), [(1, "PCM_16"), (3, "FLOAT")])
+@pytest.mark.parametrize("fn", [probe, verify])
+def test_a_wav_header_without_samples_is_reported_empty(tmp_path, fn, channels, subtype):
+    path = tmp_path / "header_only.wav"
+    soundfile.write(path, np.zeros((0, channels)), RATE, subtype)
+    assert path.stat().st_size > 0  # 44 bytes of header, or 96 with a float format's chunks
+    assert_rejected(fn, path, "empty: a header and 0 samples")
+
+
+def test_a_header_declaring_samples_the_file_lacks_is_reported_empty(tmp_path):
+    path = write_wav(tmp_path / "cut.wav", seconds=0.01, rate=RATE, channels=1)
+    path.write_bytes(path.read_bytes()[:44])  # the header still declares 160 samples
+    assert_rejected(verify, path, "empty: a header and 0 samples")
+
+
+@pytest.mark.parametrize(
+    ("subtype", "channels", "inf", "reason"),
+    [
+        ("FLOAT", 1, np.inf, "non-finite samples: 12 NaN, 3 Inf"),
+        ("DOUBLE", 2, -np.inf, "non-finite samples: 24 NaN, 6 Inf"),  # counted in every channel
+    ],
+)
+@pytest.mark.parametrize("fn", [verify, decode_audio])
+def test_nan_and_inf_samples_are_counted_and_refused(tmp_path, fn, subtype, channels, inf, reason):
+    samples = np.repeat(0.5 * np.sin(np.arange(RATE) / 10.0)[:, None], channels, axis=1)
+    samples[100:112] = np.nan
+    samples[500:503] = inf
+    path = tmp_path / "poisoned.wav"
+    soundfile.write(path, samples, RATE, subtype)
+    assert_rejected(fn, path, reason, *((8000,) if fn is decode_audio else ()))
+
+
+def test_finite_float_samples_beyond_full_scale_are_kept(tmp_path):
+    path = tmp_path / "loud.wav"
+    soundfile.write(path, 4.0 * np.sin(np.arange(RATE) / 10.0), RATE, "FLOAT")
+    assert verify(path).duration_s == pytest.approx(1.0)
+    assert np.abs(decode_audio(path, RATE)).max() == pytest.approx(4.0, rel=1e-3)

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from avgate import preflight
+from avgate.datasets.checks import Rejected
 
 
 def manifest(**overrides) -> pd.DataFrame:
@@ -67,3 +68,47 @@ def test_failures_are_listed_and_left_out_of_the_statistics():
 def test_duration_histogram_counts_every_clip():
     histogram = preflight.duration_histogram(pd.Series([1.0, 1.5, 2.0, 9.0]))
     assert histogram["clips"].sum() == 4 and len(histogram) == preflight.HISTOGRAM_BINS
+
+
+def test_a_label_whose_every_file_failed_is_a_warning_and_is_counted():
+    frame = manifest(status=["ok", "ok", "ok", "raw/d.wav: empty", "raw/e.wav: silent"])
+    summary = build(frame)
+    assert summary["labels_lost"] == {"y": 2}
+    assert "y" not in summary["label_counts"]
+    assert any(
+        w.startswith("label 'y' lost all its 2 file(s) at ingest") for w in summary["warnings"]
+    )
+    assert build(manifest(status=["ok", "ok", "ok", "ok", "bad"]))["labels_lost"] == {}
+
+
+def test_lines_left_out_are_listed_warned_and_counted_against_the_records():
+    rejected = [
+        Rejected("Annotations.txt", 7, "need StartTime < EndTime, got 0, 0: 'x&id&good&0&0'")
+    ]
+    summary = preflight.report(manifest(), 0.95, 5.0, 0.5, [], rejected)
+    assert summary["rejected_lines"] == [
+        {"file": "Annotations.txt", "line": 7, "reason": rejected[0].reason}
+    ]
+    assert summary["warnings"][0] == f"Annotations.txt:7: {rejected[0].reason}; line left out"
+    assert summary["records_kept_fraction"] == pytest.approx(5 / 6, abs=1e-6)
+    assert build(manifest())["records_kept_fraction"] == 1.0
+
+
+def test_identical_files_with_different_labels_are_named_as_a_label_conflict():
+    frame = manifest(label=["x", "y", "x", "y", "y"])  # a/b byte-identical, c/d same audio
+    summary = build(frame)
+    assert summary["duplicates"]["label_conflicts"] == [
+        {"kind": "exact", "paths": ["raw/a.wav", "raw/b.wav"], "labels": ["x", "y"]},
+        {"kind": "same_audio", "paths": ["raw/c.wav", "raw/d.wav"], "labels": ["x", "y"]},
+    ]
+    conflicts = [w for w in summary["warnings"] if w.startswith("label conflict")]
+    assert conflicts == [
+        "label conflict: byte-identical files carry different labels: raw/a.wav ('x'), "
+        "raw/b.wav ('y'); keep one file with its right label (duplicates.label_conflicts)",
+        "label conflict: files with identical audio carry different labels: raw/c.wav ('x'), "
+        "raw/d.wav ('y'); keep one file with its right label (duplicates.label_conflicts)",
+    ]
+    assert summary["duplicates"]["exact"] == [["a", "b"]]  # still duplicates too
+    agreeing = manifest(label=["x", "x", "x", "x", "y"])  # each set under one label
+    assert build(agreeing)["duplicates"]["label_conflicts"] == []
+    assert not any(w.startswith("label conflict") for w in build(agreeing)["warnings"])

@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 from sklearn.model_selection import train_test_split
 
 from avgate import audit
-from avgate.splitting import METHODS, SplitError, SplitResult, assign_splits, group_split
+from avgate.splitting import (
+    METHODS,
+    RARE_POLICIES,
+    SplitError,
+    SplitResult,
+    assign_splits,
+    group_sides,
+)
 
 
 def clips_table(n_groups: int = 20, per_group: int = 5, n_labels: int = 4, seed: int = 0):
@@ -48,19 +55,6 @@ def test_group_keeps_groups_apart_and_covers_every_label(seed):
     json.dumps(result.info)
 
 
-def test_group_retries_with_the_next_seeds_until_every_label_is_covered():
-    clips = clips_table(n_groups=10, per_group=3, seed=3)
-    result = assign_splits(clips, "group", 0.2, 0.2, seed=0)
-    attempts = result.info["attempts"]
-    assert attempts > 1  # this table needs a retry: the first draw misses a label
-    assert result.info["seed"] == attempts - 1
-    for failed_seed in range(attempts - 1):
-        first = clips.assign(split=group_split(clips, 0.2, 0.2, failed_seed))
-        assert not every_label_everywhere(first)
-    assert result.split.equals(group_split(clips, 0.2, 0.2, result.info["seed"]))
-    assert every_label_everywhere(with_split(clips, result))
-
-
 def test_group_names_a_label_from_too_few_groups():
     clips = clips_table()
     clips.loc[clips["group"].isin(["g0", "g1"]), "label"] = "rare"
@@ -70,33 +64,165 @@ def test_group_names_a_label_from_too_few_groups():
         assign_splits(clips, "group", 0.2, 0.2, 0)
 
 
-def test_group_gives_up_after_max_attempts_naming_the_uncovered_labels():
-    clips = clips_table(n_groups=12, per_group=2, n_labels=5, seed=4)
-    with pytest.raises(SplitError, match=r"none of 20 grouped splits \(seeds 0..19\)") as error:
-        assign_splits(clips, "group", 0.2, 0.2, 0)
-    assert "label 'l1' (clips from 3 groups) from test" in str(error.value)
-    with pytest.raises(SplitError, match=r"none of 1 grouped splits \(seeds 7..7\)"):
-        assign_splits(clips, "group", 0.2, 0.2, 7, max_attempts=1)
-    with pytest.raises(SplitError, match="max_attempts is 0"):
-        assign_splits(clips, "group", 0.2, 0.2, 0, max_attempts=0)
+@pytest.mark.parametrize(
+    ("labels", "groups"),
+    [
+        (["a"] * 6, ["g0", "g1", "g2"] * 2),  # three groups: one to each side
+        (["a", "a", "a", "b", "b", "b"], ["g0", "g1", "g2", "g0", "g3", "g4"]),  # one clip each
+    ],
+)
+def test_group_splits_the_smallest_sets_that_can_be_split(labels, groups):
+    clips = pd.DataFrame({"clip_id": [f"c{i}" for i in range(6)], "label": labels, "group": groups})
+    table = with_split(clips, assign_splits(clips, "group", 0.2, 0.2, 0))
+    assert every_label_everywhere(table) and no_group_overlap(table)
 
 
-def test_group_refuses_too_few_groups_with_the_fix():
-    clips = clips_table(n_groups=3, n_labels=1)
-    with pytest.raises(SplitError, match="3 groups cannot be split into folds of 20%.*more groups"):
-        assign_splits(clips, "group", 0.2, 0.2, 0)
+def single_label_groups(groups_per_label: dict[str, int], seed: int = 0) -> pd.DataFrame:
+    """Clips of groups that each hold one label (1-5 clips a group), as in ESC-50."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        (f"{label}-g{g}-{c}", label, f"{label}-g{g}")
+        for label, n_groups in groups_per_label.items()
+        for g in range(n_groups)
+        for c in range(rng.integers(1, 6))
+    ]
+    return pd.DataFrame(rows, columns=["clip_id", "label", "group"])
 
 
-def test_group_refuses_labels_too_small_to_stratify():
+def test_group_puts_every_label_of_an_esc50_shaped_set_on_every_side_at_the_first_seed():
+    rng = np.random.default_rng(7)
+    clips = single_label_groups({f"class{k:02d}": int(rng.integers(3, 9)) for k in range(48)})
+    assert clips.groupby("label")["group"].nunique().min() == 3
+    result = assign_splits(clips, "group", 0.2, 0.2, seed=0)
+    table = with_split(clips, result)
+    assert every_label_everywhere(table) and no_group_overlap(table)
+    shares = table["split"].value_counts(normalize=True)
+    assert shares["val"] == pytest.approx(0.2, abs=0.04)
+    assert shares["test"] == pytest.approx(0.2, abs=0.04)
+    assert result.info == {
+        "method": "group",
+        "seed": 0,
+        "groups_shared_on_purpose": False,
+        "rare_labels": {"policy": "fail", "labels": {}},
+    }
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_label_of_three_groups_sends_its_largest_group_to_train(seed):
     clips = pd.DataFrame(
         {
-            "clip_id": [f"c{i}" for i in range(6)],
-            "label": ["a", "a", "a", "b", "b", "b"],
-            "group": ["g0", "g1", "g2", "g0", "g3", "g4"],
+            "clip_id": [f"c{i}" for i in range(10)],
+            "label": "a",
+            "group": ["big"] * 8 + ["small1", "small2"],
         }
     )
-    with pytest.raises(SplitError, match="every label has fewer than 5 clips, too few to stratify"):
+    split = group_sides(clips, (0.2, 0.2), seed)
+    assert set(split[clips["group"] == "big"]) == {"train"}
+    assert sorted(split[clips["group"] != "big"]) == ["test", "val"]
+
+
+def test_group_sides_are_fixed_by_the_seed_and_vary_with_it():
+    clips = single_label_groups({"a": 8, "b": 8, "c": 8})
+    splits = [group_sides(clips, (0.2, 0.2), seed) for seed in (0, 0, 1, 2, 3)]
+    assert splits[0].equals(splits[1])
+    assert any(not splits[0].equals(other) for other in splits[2:])
+
+
+def test_a_group_holding_several_labels_is_placed_once_and_counts_for_each():
+    clips = clips_table(n_groups=12, per_group=6, n_labels=5, seed=4)
+    assert clips.groupby("group")["label"].nunique().min() > 1
+    for seed in range(4):
+        table = with_split(clips, assign_splits(clips, "group", 0.2, 0.2, seed))
+        assert table.groupby("group")["split"].nunique().max() == 1
+        assert every_label_everywhere(table)
+
+
+def test_labels_sharing_their_groups_can_leave_no_side_free_and_are_named():
+    # a covers g1..g3 and b covers g1, g2, g4 on all three sides: g3 and g4 must share the side
+    # g1 and g2 leave, so c (g3, g4, g5) can reach only two sides.
+    pairs = [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2), ("b", 4)]
+    pairs += [("c", 3), ("c", 4), ("c", 5)]
+    clips = pd.DataFrame(
+        {
+            "clip_id": [f"c{i}" for i in range(len(pairs))],
+            "label": [label for label, _ in pairs],
+            "group": [f"g{g}" for _, g in pairs],
+        }
+    )
+    with pytest.raises(
+        SplitError, match=r"leave out label 'c' from \['(train|val|test)'\]"
+    ) as error:
         assign_splits(clips, "group", 0.2, 0.2, 0)
+    assert "data.exclude_labels" in str(error.value)
+
+
+def rare_table() -> pd.DataFrame:
+    clips = single_label_groups({"a": 4, "b": 5, "c": 3})
+    rare = pd.DataFrame(
+        {
+            "clip_id": ["r0", "r1", "r2", "s0"],
+            "label": ["rare", "rare", "rare", "once"],
+            "group": ["rg0", "rg0", "rg1", "sg0"],
+        }
+    )
+    return pd.concat([clips, rare], ignore_index=True)
+
+
+def test_rare_labels_fail_names_each_label_and_the_param():
+    with pytest.raises(SplitError) as error:
+        assign_splits(rare_table(), "group", 0.2, 0.2, 0)
+    message = str(error.value)
+    assert "label 'once' has clips from 1 group; label 'rare' has clips from 2 groups" in message
+    assert "split.rare_labels" in message
+
+
+def test_rare_labels_drop_leaves_out_their_clips_and_reports_them():
+    clips = rare_table()
+    result = assign_splits(clips, "group", 0.2, 0.2, 0, rare_labels="drop")
+    kept = clips.loc[result.split.index]
+    assert set(kept["label"]) == {"a", "b", "c"}
+    assert len(kept) == int(clips["label"].isin(["a", "b", "c"]).sum())
+    assert every_label_everywhere(with_split(kept, result))
+    assert result.info["rare_labels"] == {
+        "policy": "drop",
+        "labels": {"once": {"clips": 1, "groups": 1}, "rare": {"clips": 3, "groups": 2}},
+    }
+
+
+def test_rare_labels_train_only_keeps_their_groups_in_train():
+    clips = rare_table()
+    result = assign_splits(clips, "group", 0.2, 0.2, 0, rare_labels="train_only")
+    table = with_split(clips, result)
+    assert result.split.index.equals(clips.index)
+    assert set(table.loc[table["label"].isin(["rare", "once"]), "split"]) == {"train"}
+    assert every_label_everywhere(table[~table["label"].isin(["rare", "once"])])
+    assert set(result.info["rare_labels"]["labels"]) == {"once", "rare"}
+
+
+def test_a_rare_label_sharing_a_group_pins_that_group_to_train():
+    clips = single_label_groups({"a": 4, "b": 4})
+    clips.loc[len(clips)] = ["r0", "rare", "a-g0"]  # the rare label's only group also holds a
+    result = assign_splits(clips, "group", 0.2, 0.2, 0, rare_labels="train_only")
+    table = with_split(clips, result)
+    assert set(table.loc[table["group"] == "a-g0", "split"]) == {"train"}
+    assert every_label_everywhere(table[table["label"] != "rare"])
+
+
+def test_rare_labels_drop_refuses_to_leave_no_clip():
+    clips = single_label_groups({"a": 2, "b": 1})
+    with pytest.raises(SplitError, match="split.rare_labels drop leaves no clip"):
+        assign_splits(clips, "group", 0.2, 0.2, 0, rare_labels="drop")
+
+
+def test_unknown_rare_label_policy_lists_the_policies():
+    with pytest.raises(SplitError, match=r"unknown split.rare_labels 'keep'.*'train_only'"):
+        assign_splits(clips_table(), "group", 0.2, 0.2, 0, rare_labels="keep")
+
+
+def test_params_know_the_same_rare_label_policies_as_the_splitter():
+    from avgate.config import RARE_LABEL_POLICIES
+
+    assert RARE_LABEL_POLICIES == RARE_POLICIES
 
 
 # predefined
@@ -112,7 +238,6 @@ def test_predefined_takes_the_split_column_as_it_is():
     assert result.info == {
         "method": "predefined",
         "seed": None,
-        "attempts": 1,
         "groups_shared_on_purpose": False,
         "source": "split",
     }
@@ -304,8 +429,11 @@ tables = st.lists(
 @given(tables, st.integers(0, 5), st.sampled_from([0.1, 0.2, 0.3]))
 def test_group_split_never_leaks_and_never_fails_unexplained(clips, seed, fraction):
     try:
-        result = assign_splits(clips, "group", fraction, fraction, seed, max_attempts=3)
-    except SplitError:
+        result = assign_splits(clips, "group", fraction, fraction, seed)
+    except SplitError as error:
+        few = clips.groupby("label")["group"].nunique().lt(3).any()
+        assert ("split.rare_labels" in str(error)) == bool(few)
+        assert few or clips.empty or "groups holding several labels leave out" in str(error)
         return
     table = with_split(clips, result)
     assert no_group_overlap(table)
@@ -313,13 +441,32 @@ def test_group_split_never_leaks_and_never_fails_unexplained(clips, seed, fracti
     assert table["split"].value_counts().reindex(audit.SPLITS).min() > 0
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(1, 4), min_size=3, max_size=6), min_size=1, max_size=12),
+    st.integers(0, 5),
+    st.sampled_from([0.1, 0.2, 0.3]),
+)
+def test_group_split_of_single_label_groups_covers_every_label_by_construction(
+    sizes, seed, fraction
+):
+    """sizes[label][group]: clips in each group; every label has at least 3 groups."""
+    rows = [
+        (f"l{label}-g{group}-{c}", f"l{label}", f"l{label}-g{group}")
+        for label, groups in enumerate(sizes)
+        for group, n in enumerate(groups)
+        for c in range(n)
+    ]
+    clips = pd.DataFrame(rows, columns=["clip_id", "label", "group"])
+    table = with_split(clips, assign_splits(clips, "group", fraction, fraction, seed))
+    assert no_group_overlap(table) and every_label_everywhere(table)
+
+
 @settings(max_examples=40, deadline=None)
 @given(tables, st.sampled_from(METHODS), st.integers(0, 4))
 def test_every_method_returns_a_full_split_or_a_split_error(clips, method, test_fold):
     try:
-        result = assign_splits(
-            clips, method, 0.2, 0.2, 0, allow_leakage=True, test_fold=test_fold, max_attempts=2
-        )
+        result = assign_splits(clips, method, 0.2, 0.2, 0, allow_leakage=True, test_fold=test_fold)
     except SplitError:
         return
     assert result.split.index.equals(clips.index)

@@ -16,10 +16,10 @@ def committed(name: str) -> dict:
 
 def test_the_demo_summary_fits_15_lines_of_100_characters_and_shows_no_test_score():
     lines = summary.render(
-        committed("eval.json"), committed("leakage.json"), committed("gate.json")
+        committed("scores.json"), committed("leakage.json"), committed("gate.json")
     )
     assert 4 <= len(lines) <= 15 and max(len(line) for line in lines) <= 100
-    evaluation = committed("eval.json")
+    evaluation = committed("scores.json")
     mean = evaluation["val"][evaluation["primary_metric"]]["mean"]
     assert f"{mean:.4f}" in lines[1] and "sealed" in lines[0]
     assert not any(re.search(r"\btest (score|accuracy)|test\.", line) for line in lines)
@@ -27,7 +27,7 @@ def test_the_demo_summary_fits_15_lines_of_100_characters_and_shows_no_test_scor
 
 def test_a_test_stage_gate_is_summarised_with_its_decision():
     gate = {"stage": "full_test", "split": "test", "decision": "pass", "mean_delta": 0.2364}
-    lines = summary.render(committed("eval.json"), None, gate)
+    lines = summary.render(committed("scores.json"), None, gate)
     assert "gate full_test: PASS, mean delta +0.2364 (reports/gate.md)" in lines
 
 

@@ -220,31 +220,50 @@ def two_folds(clusters: np.ndarray) -> np.ndarray:
     return ids % 2
 
 
+MIN_CLIPS = 10  # clips in validation, below which no temperature is fitted
+MIN_ERRORS = 5  # misclassified rows in each fitting half, below which none is either
+
+
 def cross_fitted_report(
     logits: np.ndarray, y: np.ndarray, clusters: np.ndarray, n_bins: int = 15
 ) -> dict:
     """Temperature scaling judged on data it was not fitted on, all within one split.
 
     Each half of the clips (`two_folds`) is scored with the temperature fitted on the other
-    half; `before` and `after` compare the same held-out rows. When scaling raises the held-out
-    NLL, or a half holds a single class so no temperature can be fitted there, T = 1 is kept
-    and `reason` says why with the numbers.
+    half; `before` and `after` compare the same held-out rows. T = 1 is kept, and `reason` says
+    why with the numbers, when scaling raises the held-out NLL, when validation is too small
+    (fewer than MIN_CLIPS clips) or too easy (a half with fewer than MIN_ERRORS misclassified
+    rows: the fit would only sharpen already-right predictions), or when a half holds a single
+    class.
 
-    >>> logits = np.array([[3.0, 0.0], [0.0, 3.0], [3.0, 0.0], [0.0, 3.0]] * 5)
-    >>> y = np.array([0, 1, 1, 1] * 5)
-    >>> report = cross_fitted_report(logits, y, np.arange(20) // 4)  # 5 clips of 4 rows
+    >>> logits = np.array([[3.0, 0.0], [0.0, 3.0], [3.0, 0.0], [0.0, 3.0]] * 40)
+    >>> y = np.array([0, 1, 1, 1] * 40)
+    >>> report = cross_fitted_report(logits, y, np.arange(160) // 4)  # 40 clips of 4 rows
     >>> report["kept_temperature"] > 1, report["after"]["nll"] < report["before"]["nll"]
     (True, True)
+    >>> cross_fitted_report(logits[:20], y[:20], np.arange(20) // 4)["reason"]
+    'T = 1 kept: validation is too small to fit a temperature (5 clips, 10 needed)'
     """
     logits, y = _check(logits, y)
     folds = two_folds(clusters)
     before = softmax(logits)
     after = before.copy()
     temperatures = []
+    n_clips = len(np.unique(clusters))
+    if n_clips < MIN_CLIPS:
+        why = f"validation is too small to fit a temperature ({n_clips} clips, {MIN_CLIPS} needed)"
+        return _no_scaling(before, y, n_bins, why)
     for fold in (0, 1):
         fit, held = folds != fold, folds == fold
         if len(np.unique(y[fit])) < 2 or not held.any():
             return _no_scaling(before, y, n_bins, "a half of the clips holds a single class")
+        errors = int((logits[fit].argmax(axis=1) != y[fit]).sum())
+        if errors < MIN_ERRORS:
+            why = (
+                f"validation is too easy to fit a temperature: a half has {errors} misclassified "
+                f"rows of {int(fit.sum())} ({MIN_ERRORS} needed)"
+            )
+            return _no_scaling(before, y, n_bins, why)
         temperatures.append(fit_temperature(logits[fit], y[fit]))
         after[held] = softmax(logits[held], temperatures[-1])
     report = {

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from avgate.config import Params
 from avgate.numerics import pin_environment
+from avgate.workspace import params_held
 
 # Errors a user can fix, by name: importing their modules here would load pandas, scipy.stats,
 # PyAV and dvc.api into every stage's process, a second or more each time DVC runs one.
@@ -62,16 +63,18 @@ def _ingest(args: argparse.Namespace, params: Params) -> None:
         f"ingest: {summary['n_ok']} of {summary['n_files']} files usable, "
         f"{summary['n_failed']} failed (see {ingest.REPORT})"
     )
+    for failure in summary["failures"][:20]:
+        print(f"ingest: failed: {failure['path']}: {failure['reason']}")
+    if summary["n_failed"] > 20:
+        print(f"ingest: ... and {summary['n_failed'] - 20} more failed files in {ingest.REPORT}")
+    for warning in summary["warnings"]:
+        print(f"ingest: warning: {warning}")
 
 
 def _split(args: argparse.Namespace, params: Params) -> None:
     from avgate.stages import split
 
-    summary = split.run(params)
-    print(
-        f"split: {summary['n_clips']} clips, group overlap {summary['group_overlap']}; "
-        f"{summary['verdict']}"
-    )
+    print("\n".join(split.console_lines(split.run(params))))
 
 
 def _embed(args: argparse.Namespace, params: Params) -> None:
@@ -95,41 +98,15 @@ def _audit(args: argparse.Namespace, params: Params) -> None:
 
 
 def _train(args: argparse.Namespace, params: Params) -> None:
-    from avgate.stages import train
+    from avgate.stages import train_all
 
-    result = train.run(params, args.seed)
-    print(
-        f"train seed {args.seed}: best epoch {result['best_epoch']} of {result['epochs_run']}, "
-        f"val loss {result['best_val_loss']:.4f}"
-    )
-
-
-def _evaluate(args: argparse.Namespace, params: Params) -> None:
-    from avgate.stages import evaluate
-
-    scores = evaluate.run(params, args.seed)
-    primary = params.evaluate.primary_metric
-    test = (
-        f"test OPENED {primary} {scores['test'][primary]:.4f} (recorded in the ledger)"
-        if "test" in scores
-        else "test sealed"
-    )
-    print(
-        f"evaluate seed {args.seed}: val {primary} {scores['val'][primary]:.4f} "
-        f"(majority baseline {scores['majority_baseline_val'][primary]:.4f}); {test}"
-    )
-
-
-def _summarize(args: argparse.Namespace, params: Params) -> None:
-    from avgate.stages import summarize
-
-    summary = summarize.run(params)
+    summary = train_all.run(params, say=lambda line: print(f"train {line}", flush=True))
     primary = summary["primary_metric"]
     val = summary["val"][primary]
     print(
-        f"summarize: val {primary} {val['mean']:.4f} ± {val['std']:.4f} (sample std) over "
-        f"{summary['n_seeds']} seeds; majority baseline "
-        f"{summary['majority_baseline']['val'][primary]:.4f}; test sealed until a gate look"
+        f"train: val {primary} {val['mean']:.4f} ± {val['std']:.4f} over {summary['n_seeds']} "
+        f"seeds (sample std); majority {summary['majority_baseline']['val'][primary]:.4f}; "
+        + ("test sealed" if params.evaluate.test == "sealed" else "test opened")
     )
 
 
@@ -142,9 +119,9 @@ def _summary(args: argparse.Namespace, params: Params) -> None:
         file = Path(path)
         return json.loads(file.read_text()) if file.is_file() else None
 
-    evaluation = read("metrics/eval.json")
+    evaluation = read("metrics/scores.json")
     if evaluation is None:
-        raise FileNotFoundError("metrics/eval.json: run `dvc repro` first")
+        raise FileNotFoundError("metrics/scores.json: run `dvc repro` first")
     lines = summary.render(evaluation, read("metrics/leakage.json"), read("metrics/gate.json"))
     print("\n".join(lines))
 
@@ -241,13 +218,7 @@ def parser() -> argparse.ArgumentParser:
         "--encoder", required=True, help="a name listed in embed.encoders"
     )
     add("audit", _audit, "near-duplicates across splits and group predictability")
-    add("train", _train, "train the head for one seed").add_argument(
-        "--seed", type=int, required=True
-    )
-    add("evaluate", _evaluate, "predict val and test for one seed").add_argument(
-        "--seed", type=int, required=True
-    )
-    add("summarize", _summarize, "aggregate seeds into metrics/eval.json and plots/")
+    add("train", _train, "train and evaluate every seed; write metrics/, plots/, models/")
     add("summary", _summary, "the headline of the last run in a few short lines")
     add("profiles", _profiles, "wall time and peak memory of the last run of each stage")
     add("gate", _gate, "the workspace against the pinned baseline at one stage of gates.yaml")
@@ -280,8 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin_environment()
     args = parser().parse_args(argv)
     try:
-        params = Params.load(args.params)
-        args.handler(args, params)
+        with params_held(args.params):
+            params = Params.load(args.params)
+            args.handler(args, params)
     except Exception as error:
         if not is_user_error(error):
             raise

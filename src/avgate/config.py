@@ -1,5 +1,9 @@
 """Typed params: `params.yaml` sections validated once, with errors that name the key.
 
+Every key is declared once, on its dataclass field: `param(default, meaning, *rules)`. The
+declarations drive the validation, its messages and the table in docs/params.md
+(`params_table_markdown()`); rules that relate several keys are the functions in `_check`.
+
 >>> params = Params.from_dict({"train": {"lr": 0.01}})
 >>> params.train.lr, params.task.kind
 (0.01, 'event')
@@ -7,13 +11,24 @@
 Traceback (most recent call last):
 ...
 avgate.config.ConfigError: params.yaml: train.lr must be a number, got 'fast'
+>>> Params.from_dict({"train": {"lr": -0.1}})
+Traceback (most recent call last):
+...
+avgate.config.ConfigError: params.yaml: train.lr must be > 0 (learning rate of the head), got -0.1
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
+import json
+import math
+import operator
+import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,18 +36,143 @@ from typing import Any
 import yaml
 
 PARAMS_FILE = "params.yaml"
+SPEC = "avgate.spec"  # the metadata key of a field's declaration
 
 
 class ConfigError(ValueError):
-    """A params value that is missing, unknown or of the wrong type."""
+    """A params value that is missing, unknown, of the wrong type or out of its range."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a value must satisfy: `ok` tests it, `allowed` shows it in the docs, `must` in errors.
+
+    `each` applies the rule to every item of a list instead of the list.
+    """
+
+    allowed: str
+    must: str
+    ok: Callable[[Any], bool]
+    each: bool = False
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One key's declaration: what it means and the rules its value must satisfy."""
+
+    meaning: str
+    rules: tuple[Rule, ...] = ()
+    key: str = ""  # the key as written in params.yaml where it differs from the field's name
+
+
+def param(default: Any, meaning: str, *rules: Rule, key: str = "") -> Any:
+    """A dataclass field carrying its declaration (a list or dict default is copied per use)."""
+    metadata = {SPEC: Spec(meaning, rules, key)}
+    if isinstance(default, list | dict):
+        return field(default_factory=functools.partial(copy.copy, default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+_ABOVE = {">": operator.gt, ">=": operator.ge}
+_LOW = {"(": operator.gt, "[": operator.ge}
+_HIGH = {")": operator.lt, "]": operator.le}
+
+
+def bound(text: str, each: bool = False) -> Rule:
+    """Numbers in a range written as the docs show it: '> 0', '>= 1', '[0, 1]', '(0, 0.5)'.
+
+    >>> [bound("(0, 0.5)").ok(x) for x in (0, 0.25, 0.5)], bound(">= 1").ok(1)
+    ([False, True, False], True)
+    """
+    if text[0] in _LOW:
+        low, high = (float(number) for number in text[1:-1].split(","))
+
+        def inside(value: float) -> bool:
+            return _LOW[text[0]](value, low) and _HIGH[text[-1]](value, high)
+
+        return Rule(text, f"lie in {text}", inside, each)
+    sign, number = text.split()
+    limit = float(number)
+
+    def beyond(value: float) -> bool:
+        return _ABOVE[sign](value, limit)
+
+    return Rule(text, f"be {text}", beyond, each)
+
+
+def one_of(*choices: str) -> Rule:
+    """One of the named strings."""
+    shown = ", ".join(f"`{choice}`" for choice in choices)
+    return Rule(shown, f"be one of {list(choices)}", choices.__contains__)
+
+
+def _plain_name(name: str) -> bool:
+    """A single folder name that stays inside its parent folder."""
+    bad = ("/", "\\", "..", "\0")
+    return bool(name) and not name.startswith(".") and not any(part in name for part in bad)
+
+
+def _group_regex(text: str) -> bool:
+    """Empty, or a regex with a capture group."""
+    try:
+        return not text or re.compile(text).groups > 0
+    except re.error:
+        return False
+
+
+def _ordered_pair(values: list) -> bool:
+    return len(values) == 2 and values[0] <= values[1]
+
+
+NOT_EMPTY = Rule("not empty", "not be empty", bool)
+UNIQUE = Rule("no repeats", "not repeat a value", lambda values: len(set(values)) == len(values))
+PAIR = Rule("[low, high], low <= high", "be [low, high] with low <= high", _ordered_pair)
+FOLDER_NAME = Rule(
+    "a folder name: no `/`, `\\`, `..` or leading `.`",
+    "be a plain folder name without '/', '\\', '..' or a leading '.'",
+    _plain_name,
+)
+GROUP_REGEX = Rule(
+    "empty, or a regex with a capture group",
+    "be empty or a regex with a capture group",
+    _group_regex,
+)
+
+TASK_KINDS = ("event", "clip")
+FORMATS = ("ave", "esc50", "fsdd", "folder", "csv")
+SPLIT_METHODS = ("group", "predefined", "intra_group", "random")
+RARE_LABEL_POLICIES = ("fail", "drop", "train_only")
+METRICS_BY_KIND: dict[str, tuple[str, ...]] = {  # the scores avgate.metrics computes per kind
+    "event": ("segment_accuracy", "balanced_accuracy", "macro_f1", "macro_roc_auc", "map",
+              "d_prime"),
+    "clip": ("accuracy", "balanced_accuracy", "macro_f1", "macro_roc_auc", "map", "d_prime",
+             "tail_recall", "tail_f1"),
+}  # fmt: skip
+PRIMARY_METRIC = Rule(
+    "; ".join(f"{kind}: " + ", ".join(f"`{name}`" for name in names)
+              for kind, names in METRICS_BY_KIND.items()),
+    "name a metric of its task.kind, "
+    + "; ".join(f"{kind}: {', '.join(names)}" for kind, names in METRICS_BY_KIND.items()),
+    lambda name: any(name in names for names in METRICS_BY_KIND.values()),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class DataParams:
-    name: str = "demo"
-    format: str = "ave"
-    group_pattern: str = ""  # folder format: regex on the file name; first group = recording group
-    manifest: str = "manifest.csv"  # csv format: the manifest's name inside the dataset root
+    name: str = param(
+        "demo", "`data/raw/<name>` -> `data/interim/<name>` -> `data/splits/<name>`", FOLDER_NAME
+    )
+    format: str = param("ave", "the layout of `data/raw/<name>` (docs/data.md)", one_of(*FORMATS))
+    group_pattern: str = param(
+        "",
+        "folder format: regex on the file name whose first group is the recording group",
+        GROUP_REGEX,
+    )
+    manifest: str = param(
+        "manifest.csv", "csv format: the manifest inside `data/raw/<name>`", NOT_EMPTY
+    )
+    labels: list[str] = param([], "classes the split keeps (empty: all)")
+    exclude_labels: list[str] = param([], "classes the split leaves out")
 
     @property
     def raw_dir(self) -> Path:
@@ -49,127 +189,229 @@ class DataParams:
 
 @dataclass(frozen=True)
 class TaskParams:
-    kind: str = "event"
-    background_label: str = "background"
+    kind: str = param(
+        "event",
+        "event: a label per second (AVE localisation); clip: one label per file",
+        one_of(*TASK_KINDS),
+    )
+    background_label: str = param("background", "the label of a second without an event", NOT_EMPTY)
 
 
 @dataclass(frozen=True)
 class DemoParams:
-    seed: int = 0
-    n_clips: int = 120
-    n_groups: int = 16
-    clip_seconds: int = 10
-    fps: int = 4
-    size: int = 64
-    snr_db: list[float] = field(default_factory=lambda: [0.0, 12.0])
-    shape_opacity: list[float] = field(default_factory=lambda: [1.0, 1.0])
-    event_seconds: list[int] = field(default_factory=lambda: [2, 8])
-    confound: float = 0.3
-    corrupt_fraction: float = 0.0
-    workers: int = 0
+    seed: int = param(0, "seed of the generated clips and of the demo encoder", bound(">= 0"))
+    n_clips: int = param(120, "clips generated", bound(">= 1"))
+    n_groups: int = param(
+        16,
+        "recording channels: background noise colour and picture tint "
+        "(the generator needs one per class)",
+        bound(">= 1"),
+    )
+    clip_seconds: int = param(10, "length of a clip", bound(">= 1"))
+    fps: int = param(4, "video frames per second", bound(">= 1"))
+    size: int = param(64, "frame width and height in pixels (even)", bound(">= 16"))
+    snr_db: list[float] = param(
+        [0.0, 12.0], "event-to-background ratio in dB, drawn per clip", PAIR
+    )
+    shape_opacity: list[float] = param(
+        [1.0, 1.0],
+        "the event shape's alpha over the picture, drawn per clip",
+        bound("[0, 1]", each=True),
+        PAIR,
+    )
+    event_seconds: list[int] = param(
+        [2, 8],
+        "shortest and longest event in whole seconds (at most demo.clip_seconds)",
+        bound(">= 1", each=True),
+        PAIR,
+    )
+    confound: float = param(
+        0.3,
+        "0: channel independent of class; 1: each class recorded on its own channels",
+        bound("[0, 1]"),
+    )
+    corrupt_fraction: float = param(0.0, "share of clips written corrupt", bound("[0, 1]"))
+    workers: int = param(0, "worker processes (0: in the main process)", bound(">= 0"))
 
 
 @dataclass(frozen=True)
 class IngestParams:
-    min_ok_fraction: float = 0.95
-    duration_tolerance_s: float = 0.5
-    imbalance_warning_ratio: float = 5.0
-    workers: int = 0
+    min_ok_fraction: float = param(
+        0.95, "the stage fails when a smaller share of files decodes", bound("[0, 1]")
+    )
+    duration_tolerance_s: float = param(
+        0.5,
+        "seconds of truncation, annotation past the end or audio/video length mismatch accepted",
+        bound(">= 0"),
+    )
+    imbalance_warning_ratio: float = param(
+        5.0, "warn when the largest class outnumbers the smallest by more", bound(">= 1")
+    )
+    workers: int = param(0, "worker processes (0: in the main process)", bound(">= 0"))
 
 
 @dataclass(frozen=True)
 class SplitParams:
-    method: str = "group"
-    seed: int = 0
-    val_fraction: float = 0.2
-    test_fraction: float = 0.2
-    test_fold: int = 1
-    allow_leakage: bool = False
+    method: str = param(
+        "group",
+        "how clips are assigned to train, val and test (docs/data.md)",
+        one_of(*SPLIT_METHODS),
+    )
+    seed: int = param(0, "seed of the assignment", bound(">= 0"))
+    val_fraction: float = param(0.2, "share of the groups in val", bound("(0, 0.5)"))
+    test_fraction: float = param(0.2, "share of the groups in test", bound("(0, 0.5)"))
+    test_fold: int = param(
+        1, "predefined folds (ESC-50): fold k is test, fold k+1 val", bound(">= 1")
+    )
+    allow_leakage: bool = param(False, "must be true for method random: a leaky split on purpose")
+    rare_labels: str = param(
+        "fail", "labels from fewer than 3 groups (method group)", one_of(*RARE_LABEL_POLICIES)
+    )
 
 
 @dataclass(frozen=True)
 class AuditParams:
-    near_duplicate_cosine: float = 0.995
-    max_pairs_listed: int = 20
+    near_duplicate_cosine: float = param(
+        0.995, "clip embeddings this similar across splits are reported", bound("(0, 1]")
+    )
+    max_pairs_listed: int = param(20, "near-duplicate pairs listed in the report", bound(">= 0"))
 
 
 @dataclass(frozen=True)
 class LogmelParams:
-    sample_rate: int = 16000
-    n_mels: int = 64
-    n_fft: int = 400
-    hop_length: int = 160
-    segments: int = 1
+    sample_rate: int = param(16000, "audio is resampled to this rate (Hz)", bound(">= 1"))
+    n_mels: int = param(64, "mel bands", bound(">= 1"))
+    n_fft: int = param(400, "FFT window in samples", bound(">= 1"))
+    hop_length: int = param(160, "samples between frames; must divide sample_rate", bound(">= 1"))
+    segments: int = param(
+        1, "slices of each second averaged separately (1: mean and std only)", bound(">= 1")
+    )
 
 
 @dataclass(frozen=True)
 class FramesParams:
-    fps: int = 4
-    size: int = 32
-    grid: int = 4
-    hist_bins: int = 8
-    fg_threshold: float = 0.15
+    fps: int = param(4, "frames read per second", bound(">= 1"))
+    size: int = param(32, "frames resized to size x size pixels", bound(">= 1"))
+    grid: int = param(
+        4, "grid x grid cells of the foreground layout; must divide size", bound(">= 1")
+    )
+    hist_bins: int = param(8, "colour histogram bins per channel", bound(">= 1"))
+    fg_threshold: float = param(
+        0.15, "a pixel this far from the clip's median frame is foreground", bound("[0, 1]")
+    )
 
 
 @dataclass(frozen=True)
 class EmbedParams:
-    encoders: list[str] = field(default_factory=lambda: ["logmel", "frames"])
-    workers: int = 0
-    device: str = "auto"  # auto | cpu | cuda: where encoders with a model run
-    dtype: str = "float32"  # float32 | float16: the stored arrays
-    batch_seconds: int = 64  # seconds of media per model batch
-    cache_dir: str = "data/cache/embeddings"  # every clip embedded once per encoder config
+    encoders: list[str] = param(
+        ["logmel", "frames"],
+        "built in, or the name of an `embed.<name>` section with an `encoder` key",
+        NOT_EMPTY,
+        UNIQUE,
+    )
+    workers: int = param(0, "DataLoader worker processes (0: in the main process)", bound(">= 0"))
+    device: str = param("auto", "where encoders with a model run", one_of("auto", "cpu", "cuda"))
+    dtype: str = param("float32", "the stored embeddings", one_of("float32", "float16"))
+    batch_seconds: int = param(64, "seconds of media per model batch", bound(">= 1"))
+    cache_dir: str = param(
+        "data/cache/embeddings",
+        "each clip is embedded once per encoder config (docs/pipeline.md)",
+        NOT_EMPTY,
+    )
     logmel: LogmelParams = field(default_factory=LogmelParams)
     frames: FramesParams = field(default_factory=FramesParams)
-    models: dict = field(default_factory=dict)  # name -> section of a pretrained encoder
+    models: dict = param(
+        {},
+        "a pretrained encoder: `encoder: hf-audio:<id or path>`, "
+        "`hf-vision:<...>` or `crepe`, and its options (docs/encoders.md)",
+        key="<name>",
+    )
 
 
 @dataclass(frozen=True)
 class LoraParams:
-    encoder: str = ""  # an embed.<name> section with encoder hf-audio:<id or path>: the base
-    targets: str = "attention"  # attention | attention_mlp (resolved per architecture)
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.1
-    lr: float = 0.0001
-    epochs: int = 3
-    batch_clips: int = 4  # clips per optimiser batch (all their seconds)
-    accumulate: int = 1  # batches per optimiser step
-    amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
-    pooling: str = "mean"  # mean | attention, over the frames of each second
+    encoder: str = param(
+        "",
+        "the base model: an `embed.<name>` section whose encoder is `hf-audio:<id or path>` "
+        "(finetune: lora)",
+    )
+    targets: str = param(
+        "attention",
+        "the adapted layers (resolved per architecture)",
+        one_of("attention", "attention_mlp"),
+    )
+    r: int = param(8, "adapter rank", bound(">= 1"))
+    alpha: int = param(16, "adapter scale numerator (scale = alpha / r)", bound(">= 1"))
+    dropout: float = param(0.1, "dropout on the adapters' input", bound("[0, 1)"))
+    lr: float = param(0.0001, "learning rate of adapters and head", bound("> 0"))
+    epochs: int = param(3, "passes over the training clips", bound(">= 1"))
+    batch_clips: int = param(4, "clips per batch (all their seconds)", bound(">= 1"))
+    accumulate: int = param(1, "batches per optimiser step", bound(">= 1"))
+    amp: bool = param(True, "bfloat16 autocast on CUDA; ignored on CPU")
+    pooling: str = param("mean", "over the frames of each second", one_of("mean", "attention"))
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    head: str = "mlp"  # mlp | linear, on the fused per-second (or pooled per-clip) embeddings
-    fusion: str = "concat"  # concat | gated (a learned gate per modality)
-    finetune: str = "none"  # none: heads on cached embeddings; lora: adapters on train.lora.encoder
+    seeds: list[int] = param(
+        [0, 1, 2], "one model per seed", NOT_EMPTY, UNIQUE, bound(">= 0", each=True)
+    )
+    head: str = param("mlp", "the head on the fused embeddings", one_of("mlp", "linear"))
+    fusion: str = param(
+        "concat",
+        "gated: a learned gate per modality (closed = modality unused)",
+        one_of("concat", "gated"),
+    )
+    finetune: str = param(
+        "none",
+        "none: heads on cached embeddings; lora: adapters on train.lora.encoder",
+        one_of("none", "lora"),
+    )
     lora: LoraParams = field(default_factory=LoraParams)
-    hidden: int = 128
-    dropout: float = 0.2
-    lr: float = 0.001
-    weight_decay: float = 0.0001
-    batch_size: int = 64
-    max_epochs: int = 100
-    patience: int = 10
-    selection_metric: str = "val_loss"
-    num_threads: int = 1
+    hidden: int = param(128, "hidden units of the mlp head", bound(">= 1"))
+    dropout: float = param(0.2, "dropout in the head", bound("[0, 1)"))
+    lr: float = param(0.001, "learning rate of the head", bound("> 0"))
+    weight_decay: float = param(0.0001, "AdamW weight decay", bound(">= 0"))
+    batch_size: int = param(64, "rows per optimiser step", bound(">= 1"))
+    max_epochs: int = param(100, "epochs at most", bound(">= 1"))
+    patience: int = param(10, "stop after this many epochs without improvement", bound(">= 1"))
+    selection_metric: str = param(
+        "val_loss",
+        "the epoch kept: val_loss (lowest) or val_accuracy (highest)",
+        one_of("val_loss", "val_accuracy"),
+    )
+    num_threads: int = param(
+        1, "CPU threads; fixed so that a seed gives the same weights on any machine", bound(">= 1")
+    )
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    primary_metric: str = "segment_accuracy"
-    aggregate_by: str = ""  # a manifest column naming the event each clip belongs to ("" = off)
-    aggregate: str = "mean"  # how its clips' probabilities are pooled: mean or max
-    test: str = "sealed"  # sealed | open: score test here too, recorded as "opened" in the ledger
+    primary_metric: str = param("segment_accuracy", "the headline score", PRIMARY_METRIC)
+    aggregate_by: str = param(
+        "", "clip tasks: a manifest column naming each clip's event (empty: off)"
+    )
+    aggregate: str = param(
+        "mean", "how an event's clip probabilities are pooled", one_of("mean", "max")
+    )
+    test: str = param(
+        "sealed",
+        "sealed: no test score outside a gate look; open: exploratory, recorded in the ledger",
+        one_of("sealed", "open"),
+    )
 
 
 @dataclass(frozen=True)
 class GateParams:
-    stage: str = "selection"  # a stage name of gates.yaml, or selection (validation, no ledger)
-    candidate: str = ""  # the candidate line a test-split look is recorded under in the ledger
-    n_resamples: int = 10000  # cluster-bootstrap resamples for a stage's ci_low_min
+    stage: str = param(
+        "selection",
+        "selection: validation deltas against the baseline; a gates.yaml stage name looks at test",
+        NOT_EMPTY,
+    )
+    candidate: str = param("", "the candidate line a test look is recorded under in the ledger")
+    n_resamples: int = param(
+        10000, "cluster-bootstrap resamples for a stage's ci_low_min", bound(">= 1")
+    )
 
 
 @dataclass(frozen=True)
@@ -188,6 +430,8 @@ class Params:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Params:
         params = _build(cls, data, "")
+        for item in declared():
+            _check_declared(item, functools.reduce(getattr, item.path, params))
         _check(params)
         return params
 
@@ -202,17 +446,50 @@ class Params:
         return cls.from_dict(data)
 
 
-TASK_KINDS = ("event", "clip")
-FORMATS = ("ave", "esc50", "fsdd", "folder", "csv")
-SPLIT_METHODS = ("group", "predefined", "intra_group", "random")
+@dataclass(frozen=True)
+class Declared:
+    """A declared key: its name in params.yaml, where it sits in `Params`, its type and spec."""
+
+    key: str
+    path: tuple[str, ...]
+    kind: Any
+    default: Any
+    spec: Spec
+
+
+@functools.cache
+def declared(section: type = Params, path: tuple[str, ...] = ()) -> tuple[Declared, ...]:
+    """Every key under `section` in declaration order, nested sections flattened."""
+    hints = typing.get_type_hints(section)
+    found: list[Declared] = []
+    for f in dataclasses.fields(section):
+        here = (*path, f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            found += declared(hints[f.name], here)
+            continue
+        spec = f.metadata[SPEC]
+        key = ".".join((*path, spec.key or f.name))
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        found.append(Declared(key, here, hints[f.name], default, spec))
+    return tuple(found)
+
+
+def _check_declared(item: Declared, value: Any) -> None:
+    """Refuse a value (or list item) that breaks one of the key's rules."""
+    for rule in item.spec.rules:
+        for key, each in _targets(item.key, value, rule.each):
+            if not rule.ok(each):
+                _fail(key, f"must {rule.must} ({item.spec.meaning})", each)
+
+
+def _targets(key: str, value: Any, each: bool) -> list[tuple[str, Any]]:
+    if each:
+        return [(f"{key}[{i}]", item) for i, item in enumerate(value)]
+    return [(key, value)]
 
 
 def _check(params: Params) -> None:
-    """Cross-field checks that types alone cannot express."""
-    if params.task.kind not in TASK_KINDS:
-        _fail("task.kind", f"must be one of {list(TASK_KINDS)}", params.task.kind)
-    if params.data.format not in FORMATS:
-        _fail("data.format", f"must be one of {list(FORMATS)}", params.data.format)
+    """Rules that relate several keys."""
     if params.split.method == "random" and not params.split.allow_leakage:
         _fail(
             "split.method",
@@ -220,84 +497,87 @@ def _check(params: Params) -> None:
             "to measure how much a leaky split inflates scores",
             params.split.method,
         )
-    if not 0 < params.audit.near_duplicate_cosine <= 1:
-        _fail(
-            "audit.near_duplicate_cosine", "must lie in (0, 1]", params.audit.near_duplicate_cosine
-        )
-    if params.split.method not in SPLIT_METHODS:
-        _fail("split.method", f"must be one of {list(SPLIT_METHODS)}", params.split.method)
-    for key in ("val_fraction", "test_fraction"):
-        value = getattr(params.split, key)
-        if not 0 < value < 0.5:
-            _fail(f"split.{key}", "must lie strictly between 0 and 0.5", value)
-    if not 0 <= params.ingest.min_ok_fraction <= 1:
-        _fail("ingest.min_ok_fraction", "must lie in [0, 1]", params.ingest.min_ok_fraction)
-    if not 0 <= params.demo.corrupt_fraction <= 1:
-        _fail("demo.corrupt_fraction", "must lie in [0, 1]", params.demo.corrupt_fraction)
-    if not 0 <= params.demo.confound <= 1:
-        _fail("demo.confound", "must lie in [0, 1]", params.demo.confound)
-    if len(params.demo.snr_db) != 2 or params.demo.snr_db[0] > params.demo.snr_db[1]:
-        _fail("demo.snr_db", "must be [low, high] with low <= high", params.demo.snr_db)
-    opacity = params.demo.shape_opacity
-    if len(opacity) != 2 or not 0 <= opacity[0] <= opacity[1] <= 1:
-        _fail("demo.shape_opacity", "must be [low, high] with 0 <= low <= high <= 1", opacity)
-    low, high = (params.demo.event_seconds + [0, 0])[:2]
-    if len(params.demo.event_seconds) != 2 or not 1 <= low <= high <= params.demo.clip_seconds:
+    both = sorted(set(params.data.labels) & set(params.data.exclude_labels))
+    if both:
+        _fail("data.exclude_labels", "must not name a label that data.labels keeps", both)
+    if params.demo.event_seconds[1] > params.demo.clip_seconds:
         _fail(
             "demo.event_seconds",
-            f"must be [shortest, longest] with 1 <= shortest <= longest <= demo.clip_seconds "
+            f"must be [shortest, longest] with longest <= demo.clip_seconds "
             f"({params.demo.clip_seconds})",
             params.demo.event_seconds,
         )
-    if params.train.selection_metric not in ("val_loss", "val_accuracy"):
-        _fail("train.selection_metric", "must be val_loss or val_accuracy",
-              params.train.selection_metric)  # fmt: skip
-    if params.evaluate.test not in ("sealed", "open"):
-        _fail("evaluate.test", "must be sealed or open (see README, the sealed test split)",
-              params.evaluate.test)  # fmt: skip
-    if params.evaluate.aggregate not in ("mean", "max"):
-        _fail("evaluate.aggregate", "must be mean or max", params.evaluate.aggregate)
     if params.evaluate.aggregate_by and params.task.kind != "clip":
-        _fail("evaluate.aggregate_by", "needs task.kind: clip (it pools clips into events)",
-              params.evaluate.aggregate_by)  # fmt: skip
-    if not params.train.seeds:
-        _fail("train.seeds", "must list at least one seed", params.train.seeds)
-    if len(set(params.train.seeds)) != len(params.train.seeds):
-        _fail("train.seeds", "must not repeat a seed", params.train.seeds)
-    if not params.embed.encoders:
-        _fail("embed.encoders", "must list at least one encoder", params.embed.encoders)
-    if params.train.head not in ("mlp", "linear"):
-        _fail("train.head", "must be mlp or linear", params.train.head)
-    if params.train.fusion not in ("concat", "gated"):
-        _fail("train.fusion", "must be concat or gated", params.train.fusion)
-    if params.train.finetune not in ("none", "lora"):
-        _fail("train.finetune", "must be none or lora", params.train.finetune)
+        _fail(
+            "evaluate.aggregate_by",
+            "needs task.kind: clip (it pools clips into events)",
+            params.evaluate.aggregate_by,
+        )
+    _check_primary_metric(params.task.kind, params.evaluate.primary_metric)
+    for name in params.embed.encoders:
+        _check_encoder_section(params.embed, name)
     lora = params.train.lora
     if params.train.finetune == "lora" and lora.encoder not in params.embed.models:
-        _fail("train.lora.encoder", "must name an embed.<name> section with an hf-audio encoder",
-              lora.encoder)  # fmt: skip
-    if (
-        lora.r < 1
-        or lora.alpha < 1
-        or lora.epochs < 1
-        or lora.batch_clips < 1
-        or lora.accumulate < 1
-    ):
-        _fail("train.lora", "r, alpha, epochs, batch_clips and accumulate must be >= 1", vars(lora))
-    if lora.pooling not in ("mean", "attention"):
-        _fail("train.lora.pooling", "must be mean or attention", lora.pooling)
-    if params.embed.device not in ("auto", "cpu", "cuda"):
-        _fail("embed.device", "must be auto, cpu or cuda", params.embed.device)
-    if params.embed.dtype not in ("float32", "float16"):
-        _fail("embed.dtype", "must be float32 or float16", params.embed.dtype)
-    if params.embed.batch_seconds < 1:
-        _fail("embed.batch_seconds", "must be a positive whole number", params.embed.batch_seconds)
-    if params.gate.n_resamples < 1:
-        _fail("gate.n_resamples", "must be a positive whole number", params.gate.n_resamples)
+        _fail(
+            "train.lora.encoder",
+            "must name an embed.<name> section with an hf-audio encoder "
+            "when train.finetune is lora",
+            lora.encoder,
+        )
+
+
+def _check_primary_metric(kind: str, primary: str) -> None:
+    """The primary metric must be one the task kind computes."""
+    if primary not in METRICS_BY_KIND[kind]:
+        _fail(
+            "evaluate.primary_metric",
+            f"must be one of {list(METRICS_BY_KIND[kind])} for task.kind {kind!r}",
+            primary,
+        )
+
+
+def _check_encoder_section(embed: EmbedParams, name: str) -> None:
+    """A name in `embed.encoders` needs its section: a built-in one or `embed.<name>.encoder`."""
+    hints = typing.get_type_hints(EmbedParams)
+    built_in = [
+        f.name for f in dataclasses.fields(EmbedParams) if dataclasses.is_dataclass(hints[f.name])
+    ]
+    if name in built_in or name in embed.models:
+        return
+    raise ConfigError(
+        f"{PARAMS_FILE}: embed.encoders names {name!r}, which has no section embed.{name}; "
+        f"built in: {built_in}; for a pretrained encoder add the section with its `encoder`, "
+        f"e.g. dvc exp run -S 'embed.encoders=[{','.join(embed.encoders)}]' "
+        f"-S '++embed.{name}.encoder=hf-audio:<hub id or folder>' (or hf-vision:<...>, crepe)"
+    )
 
 
 def _fail(key: str, rule: str, value: Any) -> typing.NoReturn:
     raise ConfigError(f"{PARAMS_FILE}: {key} {rule}, got {value!r}")
+
+
+_TYPE_NAMES = {bool: "true/false", int: "integer", float: "number", str: "string", dict: "mapping"}
+
+
+def params_table_markdown() -> str:
+    """The table of docs/params.md: every declared key with its type, rules, default, meaning."""
+    rows = ["| key | type | allowed | default | meaning |", "| --- | --- | --- | --- | --- |"]
+    rows += [_table_row(item) for item in declared()]
+    return "\n".join(rows) + "\n"
+
+
+def _table_row(item: Declared) -> str:
+    rules = item.spec.rules
+    allowed = "; ".join(("each " if rule.each else "") + rule.allowed for rule in rules) or "any"
+    default = f"`{json.dumps(item.default)}`"
+    cells = [f"`{item.key}`", _type_name(item.kind), allowed, default, item.spec.meaning]
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is list:
+        return f"list of {_TYPE_NAMES[typing.get_args(kind)[0]]}s"
+    return _TYPE_NAMES[kind]
 
 
 def _build(cls: type, data: Any, prefix: str) -> Any:
@@ -354,9 +634,18 @@ def _scalar(kind: type, value: Any, key: str) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             _fail(key, "must be a number", value)
+        if not _finite(value):
+            _fail(key, "must be a finite number", value)
         return float(value)
     if kind is str:
         if not isinstance(value, str):
             _fail(key, "must be a string", value)
         return value
     raise TypeError(f"unsupported params type for {key}: {kind}")
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float's range
+        return False

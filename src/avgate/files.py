@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -48,8 +49,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
+    for stale in [*path.parent.glob(f".{path.name}.*.tmp"), path.with_name(f".{path.name}.old")]:
+        shutil.rmtree(stale, ignore_errors=True)  # .old: killed between the two renames
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
@@ -66,9 +67,37 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    """Write `data` as indented JSON, atomically."""
+    """Write `data` as indented JSON, atomically.
+
+    JSON has no NaN or Infinity: a non-finite number is a ValueError naming the file and the
+    keys that hold one, and nothing is written.
+    """
+    try:
+        text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False)
+    except ValueError:
+        bad = ", ".join(non_finite_keys(data))
+        if not bad:
+            raise
+        raise ValueError(f"{path}: not written: JSON cannot hold NaN or Infinity: {bad}") from None
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(text + "\n")
+
+
+def non_finite_keys(data: Any, where: str = "") -> list[str]:
+    """Where `data` holds a NaN or infinite float, each as `key.sub[index]=value`.
+
+    >>> non_finite_keys({"loss": float("inf"), "runs": [{"f1": 0.5}, {"f1": float("nan")}]})
+    ['loss=inf', 'runs[1].f1=nan']
+    """
+    if isinstance(data, float):
+        return [] if math.isfinite(data) else [f"{where or '(value)'}={data}"]
+    if isinstance(data, dict):
+        items = [(f"{where}.{k}" if where else str(k), v) for k, v in data.items()]
+    elif isinstance(data, list | tuple):
+        items = [(f"{where}[{i}]", v) for i, v in enumerate(data)]
+    else:
+        return []
+    return [found for key, value in items for found in non_finite_keys(value, key)]
 
 
 def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:

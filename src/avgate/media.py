@@ -21,6 +21,7 @@ from scipy.signal import firwin, resample_poly
 
 _EPS = 1e-6
 SOUNDFILE_SUFFIXES = (".wav", ".flac")  # read with libsndfile: many times faster than PyAV here
+FLOAT_FORMATS = frozenset({"flt", "fltp", "dbl", "dblp"})  # sample formats that can hold NaN/Inf
 
 
 class MediaError(Exception):
@@ -89,6 +90,8 @@ def _info(path: str | Path, container: av.container.InputContainer) -> MediaInfo
         raise MediaError(path, "no audio and no video stream")
     duration = _declared_s(audio or video, container)
     if duration is None:
+        if not _has_packets(container, audio or video):
+            raise MediaError(path, f"empty: a header and 0 {'samples' if audio else 'frames'}")
         raise MediaError(path, "unknown duration")
     rate = (video.average_rate or video.guessed_rate) if video else None
     return MediaInfo(
@@ -100,6 +103,11 @@ def _info(path: str | Path, container: av.container.InputContainer) -> MediaInfo
         width=video.width if video else None,
         height=video.height if video else None,
     )
+
+
+def _has_packets(container: av.container.InputContainer, stream: av.stream.Stream) -> bool:
+    """True when `stream` holds at least one non-empty packet (reads until the first)."""
+    return any(packet.size for packet in container.demux(stream))
 
 
 def probe(path: str | Path) -> MediaInfo:
@@ -115,9 +123,10 @@ def probe(path: str | Path) -> MediaInfo:
 def verify(path: str | Path, tolerance_s: float = 0.5) -> MediaInfo:
     """Decode every audio and video packet; return MediaInfo with the DECODED audio duration.
 
-    Raises MediaError when the file is empty, not media, has no audio stream, has a corrupt
-    packet, decodes to more than `tolerance_s` less audio than it declares (truncated), or is
-    digitally silent (every sample zero).
+    Raises MediaError when the file is empty (0 bytes, or a header and no samples), not media,
+    has no audio stream, has a corrupt packet, decodes to more than `tolerance_s` less audio
+    than it declares (truncated), holds NaN or infinite samples, or is digitally silent (every
+    sample zero).
     """
     with _open(path) as container:
         info = _info(path, container)
@@ -127,6 +136,7 @@ def verify(path: str | Path, tolerance_s: float = 0.5) -> MediaInfo:
         pcm = av.AudioResampler(format="s16", layout="mono", rate=audio.sample_rate)
         digest = hashlib.sha256()
         decoded, video_end, peak = 0.0, None, 0
+        non_finite = np.zeros(2, np.int64)  # NaN and Inf samples, counted before any conversion
         for packet in container.demux(*container.streams.audio, *container.streams.video):
             if packet.is_corrupt:  # a partial packet: the file usually just ends early
                 _check_length(path, decoded, info.duration_s, tolerance_s)
@@ -134,6 +144,7 @@ def verify(path: str | Path, tolerance_s: float = 0.5) -> MediaInfo:
             for frame in packet.decode():
                 if packet.stream is audio:
                     decoded += frame.samples / frame.sample_rate
+                    non_finite += _frame_non_finite(frame)
                     for chunk in pcm.resample(frame):
                         peak = _absorb(digest, chunk, peak)
                 elif frame.time is not None and info.fps:
@@ -141,6 +152,7 @@ def verify(path: str | Path, tolerance_s: float = 0.5) -> MediaInfo:
         for chunk in pcm.resample(None):
             peak = _absorb(digest, chunk, peak)
         _check_length(path, decoded, info.duration_s, tolerance_s)
+        _check_finite(path, non_finite)
         if peak == 0:
             raise MediaError(path, "silent: every decoded audio sample is zero")
         return replace(
@@ -158,6 +170,25 @@ def _absorb(digest: hashlib._Hash, chunk: av.AudioFrame, peak: int) -> int:
     return max(peak, int(np.abs(samples.astype(np.int32)).max(initial=0)))
 
 
+def _frame_non_finite(frame: av.AudioFrame) -> np.ndarray:
+    """[NaN, Inf] sample counts of a decoded frame; integer formats hold neither."""
+    if frame.format.name not in FLOAT_FORMATS:
+        return np.zeros(2, np.int64)
+    return _non_finite_counts(frame.to_ndarray())
+
+
+def _non_finite_counts(samples: np.ndarray) -> np.ndarray:
+    """[NaN, Inf] counts of `samples` (one fast pass when every sample is finite)."""
+    if np.isfinite(samples).all():
+        return np.zeros(2, np.int64)
+    return np.array([np.isnan(samples).sum(), np.isinf(samples).sum()], np.int64)
+
+
+def _check_finite(path: str | Path, counts: np.ndarray) -> None:
+    if counts.any():
+        raise MediaError(path, f"non-finite samples: {counts[0]} NaN, {counts[1]} Inf")
+
+
 def _check_length(path: str | Path, decoded: float, declared: float, tolerance_s: float) -> None:
     if declared - decoded > tolerance_s:
         raise MediaError(path, f"truncated: decoded {decoded:.1f} s of {declared:.1f} s declared")
@@ -168,11 +199,13 @@ def decode_audio(path: str | Path, sample_rate: int) -> np.ndarray:
 
     Channels are averaged and the rate converted with a polyphase filter, the same way for
     every container: WAV and FLAC are read with soundfile (fast), everything else with PyAV.
+    A NaN or infinite sample is a MediaError, as in `verify`.
     """
     if Path(path).suffix.lower() in SOUNDFILE_SUFFIXES:
         samples, native = _read_soundfile(path)
     else:
         samples, native = _read_pyav(path)
+    _check_finite(path, _non_finite_counts(samples))
     mono = samples.mean(axis=0) if len(samples) else np.zeros(0, np.float32)
     if native != sample_rate and len(mono):
         factor = math.gcd(native, sample_rate)

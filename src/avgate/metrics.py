@@ -31,7 +31,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from avgate.config import ConfigError
+from avgate.config import METRICS_BY_KIND, ConfigError
 
 PROB_PREFIX = "prob_"
 AUC_CLIP = 1e-6
@@ -166,27 +166,6 @@ METRICS: dict[str, Metric] = {
         Metric("tail_recall", True, "labels", _tail_recall),
         Metric("tail_f1", True, "labels", _tail_f1),
     )
-}
-
-METRICS_BY_KIND: dict[str, tuple[str, ...]] = {
-    "event": (
-        "segment_accuracy",
-        "balanced_accuracy",
-        "macro_f1",
-        "macro_roc_auc",
-        "map",
-        "d_prime",
-    ),
-    "clip": (
-        "accuracy",
-        "balanced_accuracy",
-        "macro_f1",
-        "macro_roc_auc",
-        "map",
-        "d_prime",
-        "tail_recall",
-        "tail_f1",
-    ),
 }
 
 

@@ -14,9 +14,13 @@ Plain DataFrame in, JSON-ready dict out; the ingest stage writes it and decides 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
+
+from avgate.datasets.checks import Rejected
 
 HISTOGRAM_BINS = 20
 
@@ -26,6 +30,30 @@ def duplicate_sets(manifest: pd.DataFrame, column: str) -> list[list[str]]:
     usable = manifest[manifest[column].notna() & (manifest[column] != "")]
     sets = usable.groupby(column)["clip_id"].apply(sorted)
     return sorted(ids for ids in sets if len(ids) > 1)
+
+
+def label_conflicts(manifest: pd.DataFrame, sets: list[list[str]], kind: str) -> list[dict]:
+    """Sets of identical clips (`duplicate_sets` of `kind`: exact or same_audio) whose files
+    carry more than one label, each with its files and their labels."""
+    rows = manifest.set_index("clip_id")
+    conflicts = []
+    for ids in sets:
+        labels = rows.loc[ids, "label"]
+        if labels.nunique() > 1:
+            paths = rows.loc[ids, "path"].tolist()
+            conflicts.append({"kind": kind, "paths": paths, "labels": labels.tolist()})
+    return conflicts
+
+
+def conflict_warning(conflict: dict) -> str:
+    """One line naming a label conflict's files and labels."""
+    what = {"exact": "byte-identical files", "same_audio": "files with identical audio"}
+    files = zip(conflict["paths"], conflict["labels"], strict=True)
+    return (
+        f"label conflict: {what[conflict['kind']]} carry different labels: "
+        + ", ".join(f"{path} ({label!r})" for path, label in files)
+        + "; keep one file with its right label (duplicates.label_conflicts)"
+    )
 
 
 def class_balance(manifest: pd.DataFrame, warning_ratio: float) -> dict:
@@ -54,6 +82,13 @@ def counts_of(values: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in values.value_counts(dropna=False).sort_index().items()}
 
 
+def labels_lost(manifest: pd.DataFrame) -> dict[str, int]:
+    """Labels none of whose files is usable, with how many files each had."""
+    usable = set(manifest.loc[manifest["status"] == "ok", "label"])
+    lost = manifest[~manifest["label"].isin(usable)]
+    return {str(k): int(v) for k, v in lost["label"].value_counts().sort_index().items()}
+
+
 def av_mismatches(manifest: pd.DataFrame, tolerance_s: float) -> list[dict]:
     """Clips whose decoded audio and video durations differ by more than `tolerance_s`."""
     both = manifest[manifest["video_duration_s"].notna()]
@@ -65,12 +100,14 @@ def av_mismatches(manifest: pd.DataFrame, tolerance_s: float) -> list[dict]:
 
 
 def duration_histogram(durations: pd.Series) -> pd.DataFrame:
-    """Histogram of durations for a bar plot: bin (its lower edge, text) and clips."""
+    """Histogram of durations in seconds for the `histogram` plot template: each bin's numeric
+    start and end (so the axis is a number line, not text sorted as text) and its clips."""
     array = durations.dropna().astype(float).to_numpy()
     if not len(array):
-        return pd.DataFrame({"duration_s": [], "clips": []})
+        return pd.DataFrame({"bin_start": [], "bin_end": [], "clips": []})
     counts, edges = np.histogram(array, bins=HISTOGRAM_BINS)
-    return pd.DataFrame({"duration_s": [f"{e:.2f}" for e in edges[:-1]], "clips": counts})
+    edges = edges.round(6)  # microseconds: no float noise such as 10.048000000000002 in the CSV
+    return pd.DataFrame({"bin_start": edges[:-1], "bin_end": edges[1:], "clips": counts})
 
 
 def report(
@@ -79,18 +116,33 @@ def report(
     imbalance_warning_ratio: float,
     tolerance_s: float,
     adapter_warnings: list[str],
+    rejected: Sequence[Rejected] = (),
 ) -> dict:
-    """The ingest report: load success, distributions, balance, duplicates, warnings."""
+    """The ingest report: load success, distributions, balance, duplicates, warnings.
+
+    `rejected` are source lines the adapter left out: each is a warning, and
+    ``records_kept_fraction`` is the share of records kept (manifest rows against rows plus
+    lines left out).
+    """
     ok = manifest[manifest["status"] == "ok"]
     failed = manifest[manifest["status"] != "ok"]
     balance = class_balance(ok, imbalance_warning_ratio)
+    lost = labels_lost(manifest)
     exact = duplicate_sets(manifest, "sha256")
     exact_ids = {frozenset(ids) for ids in exact}
     same_sound = [
         ids for ids in duplicate_sets(ok, "audio_sha256") if frozenset(ids) not in exact_ids
     ]
     mismatched = av_mismatches(ok, tolerance_s)
+    conflicts = label_conflicts(manifest, exact, "exact")
+    conflicts += label_conflicts(ok, same_sound, "same_audio")
     warnings = list(adapter_warnings)
+    warnings += [f"{r.file}:{r.line}: {r.reason}; line left out" for r in rejected]
+    warnings += [
+        f"label {label!r} lost all its {n} file(s) at ingest (none is usable, see failures); "
+        "it is absent from label_counts and from every later stage"
+        for label, n in lost.items()
+    ]
     if balance["imbalanced"]:
         warnings.append(
             f"class imbalance {balance['imbalance_ratio']:.1f}:1 exceeds "
@@ -103,6 +155,7 @@ def report(
             f"{len(same_sound)} set(s) of files with identical decoded audio "
             "(duplicates.same_audio)"
         )
+    warnings += [conflict_warning(c) for c in conflicts]
     if mismatched:
         warnings.append(
             f"{len(mismatched)} clip(s) whose audio and video lengths differ by more "
@@ -114,14 +167,17 @@ def report(
         "n_failed": len(failed),
         "ok_fraction": round(len(ok) / max(len(manifest), 1), 6),
         "min_ok_fraction": min_ok_fraction,
+        "rejected_lines": [asdict(r) for r in rejected],
+        "records_kept_fraction": round(len(manifest) / max(len(manifest) + len(rejected), 1), 6),
         "n_groups": int(ok["group"].nunique()),
         "label_counts": balance["counts"],
+        "labels_lost": lost,
         "class_balance": balance,
         "duration_s": distribution(ok["duration_s"]),
         "sample_rate": counts_of(ok["sample_rate"]),
         "channels": counts_of(ok["channels"]),
         "has_video": counts_of(ok["has_video"]),
-        "duplicates": {"exact": exact, "same_audio": same_sound},
+        "duplicates": {"exact": exact, "same_audio": same_sound, "label_conflicts": conflicts},
         "av_mismatch": mismatched,
         "warnings": warnings,
         "failures": [

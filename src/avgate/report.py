@@ -59,6 +59,9 @@ def calibration_table(current: dict, baseline: dict | None, rev: str) -> str:
             f"| {name} | {_cell(previous.get('before'))} | {_cell(previous.get('after'))} "
             f"| {_cell(entry['before'])} | {_cell(entry['after'])} |"
         )
+    reasons = current.get("calibration_val", {}).get("reasons", {})
+    lines += ["", "Temperature kept per seed (workspace):", ""]
+    lines += [f"- {seed}: {reason}" for seed, reason in reasons.items()]
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """Train/val/test assignment of clips by one of four methods (`METHODS`).
 
-- ``group``: grouped and label-stratified; no group ever lands on two sides, every label on each.
+- ``group``: grouped and label-stratified by construction; no group ever lands on two sides,
+  every label on each (labels from fewer than `MIN_GROUPS` groups follow a `RARE_POLICIES`).
 - ``predefined``: the dataset's own ``split`` column, or its ``fold`` column with one test fold.
 - ``intra_group``: every group on every side, cut in time order; for confound studies only.
 - ``random``: label-stratified, groups ignored; only with ``allow_leakage=True``, to measure it.
@@ -9,26 +10,30 @@
 >>> clips = pd.DataFrame({"clip_id": [f"c{i}" for i in range(40)],
 ...                       "label": ["a", "b"] * 20, "group": [f"g{i // 2}" for i in range(40)]})
 >>> result = assign_splits(clips, "group", val_fraction=0.25, test_fraction=0.25, seed=0)
->>> sorted(result.split.value_counts().index)
-['test', 'train', 'val']
+>>> result.split.value_counts().sort_index().to_dict()
+{'test': 10, 'train': 20, 'val': 10}
 >>> result.info
-{'method': 'group', 'seed': 0, 'attempts': 1, 'groups_shared_on_purpose': False}
+{'method': 'group', 'seed': 0, 'groups_shared_on_purpose': False, \
+'rare_labels': {'policy': 'fail', 'labels': {}}}
 """
 
 from __future__ import annotations
 
 import math
-import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import train_test_split
 
-from avgate.audit import SPLITS, label_coverage
+from avgate.audit import SPLITS
 
 METHODS = ("group", "predefined", "intra_group", "random")
+RARE_POLICIES = ("fail", "drop", "train_only")
 REQUIRED = ("clip_id", "label", "group")
+MIN_GROUPS = len(SPLITS)  # a label needs a group on every side
+TRAIN = SPLITS.index("train")
 
 
 class SplitError(ValueError):
@@ -37,12 +42,13 @@ class SplitError(ValueError):
 
 @dataclass(frozen=True)
 class SplitResult:
-    """Split name per clip (index aligned with the clips) and how it was made.
+    """Split name per clip and how it was made.
 
-    `info` is JSON-serialisable: ``method``, ``seed`` (the one used; None when no seed plays a
-    part), ``attempts``, ``groups_shared_on_purpose`` (True for ``intra_group`` only; a
-    ``random`` split shares groups too, as a leak let in by ``allow_leakage``) and
-    method-specific facts.
+    `split` is index aligned with the clips kept: all of them, unless rare labels were dropped.
+    `info` is JSON-serialisable: ``method``, ``seed`` (None when no seed plays a part),
+    ``groups_shared_on_purpose`` (True for ``intra_group`` only; a ``random`` split shares
+    groups too, as a leak let in by ``allow_leakage``) and method-specific facts (``group``:
+    ``rare_labels``, the policy and the labels it applied to with their clips and groups).
     """
 
     split: pd.Series
@@ -57,22 +63,28 @@ def assign_splits(
     seed: int,
     allow_leakage: bool = False,
     test_fold: int | None = None,
-    max_attempts: int = 20,
+    rare_labels: str = "fail",
 ) -> SplitResult:
     """Assign every clip to train, val or test with `method`; each split gets at least one clip.
 
     `clips` has columns ``clip_id``, ``label``, ``group`` and, depending on the method, ``split``,
-    ``fold`` or ``start_s``. Raises `SplitError` when the split cannot be made as asked.
+    ``fold`` or ``start_s``. `rare_labels` (one of `RARE_POLICIES`, method ``group`` only) says
+    what happens to labels from fewer than `MIN_GROUPS` groups. Raises `SplitError` when the
+    split cannot be made as asked.
     """
     if method not in METHODS:
         raise SplitError(f"unknown split.method {method!r}: choose one of {list(METHODS)}")
+    if rare_labels not in RARE_POLICIES:
+        raise SplitError(
+            f"unknown split.rare_labels {rare_labels!r}: choose one of {list(RARE_POLICIES)}"
+        )
     _check_columns(clips)
     if method == "predefined":
         result = _predefined(clips, test_fold)
     else:
         _check_fractions(val_fraction, test_fraction)
         if method == "group":
-            result = _group(clips, val_fraction, test_fraction, seed, max_attempts)
+            result = _group(clips, (val_fraction, test_fraction), seed, rare_labels)
         elif method == "intra_group":
             result = _intra_group(clips, val_fraction, test_fraction)
         else:
@@ -84,50 +96,6 @@ def assign_splits(
             "bring more clips or groups, or change the split settings"
         )
     return result
-
-
-def group_split(
-    clips: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int
-) -> pd.Series:
-    """Split name per clip (index aligned with `clips`), grouped by `group`, stratified by `label`.
-
-    The test fold is drawn first; val is then drawn from the rest with the fraction rescaled so
-    that it is about `val_fraction` of all clips. One draw: labels may miss a split (see
-    `assign_splits`, which retries until every split holds every label).
-    """
-    labels = clips["label"].to_numpy()
-    groups = clips["group"].to_numpy()
-    sides = np.full(len(clips), "train", dtype=object)
-    test = _hold_out(labels, groups, test_fraction, seed)
-    sides[test] = "test"
-    rest = np.flatnonzero(~test)
-    val = _hold_out(labels[rest], groups[rest], val_fraction / (1 - test_fraction), seed)
-    sides[rest[val]] = "val"
-    return pd.Series(sides, index=clips.index, name="split")
-
-
-def _hold_out(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of one StratifiedGroupKFold fold holding out about `fraction` of the rows."""
-    n_splits = max(2, round(1 / fraction))
-    n_groups = len(pd.unique(groups))
-    if n_groups < n_splits:
-        raise SplitError(
-            f"{n_groups} groups cannot be split into folds of {fraction:.0%}: "
-            "lower the split fractions or bring more groups"
-        )
-    if pd.Series(labels).value_counts().max() < n_splits:
-        raise SplitError(
-            f"every label has fewer than {n_splits} clips, too few to stratify folds of "
-            f"{fraction:.0%}: bring more clips or raise the split fractions"
-        )
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        # Rare labels are expected here; label coverage is checked by the caller.
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        _, held = next(folds.split(np.zeros(len(labels)), labels, groups))
-    mask = np.zeros(len(labels), dtype=bool)
-    mask[held] = True
-    return mask
 
 
 def _check_columns(clips: pd.DataFrame) -> None:
@@ -151,47 +119,152 @@ def _check_fractions(val_fraction: float, test_fraction: float) -> None:
 
 
 def _group(
-    clips: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int, max_attempts: int
+    clips: pd.DataFrame, fractions: tuple[float, float], seed: int, policy: str
 ) -> SplitResult:
-    """Grouped split, retried with seed, seed + 1, ... until every split holds every label."""
-    if max_attempts < 1:
-        raise SplitError(f"max_attempts is {max_attempts}; it must be at least 1")
+    """Grouped split built so that every label lands on every side (see `group_sides`); labels
+    from fewer than `MIN_GROUPS` groups are refused, dropped or kept in train, per `policy`."""
     n_groups = clips.groupby("label")["group"].nunique()
-    few = n_groups[n_groups < 3]
-    if len(few):
+    rare = n_groups[n_groups < MIN_GROUPS]
+    if len(rare) and policy == "fail":
         reasons = "; ".join(
-            f"label {label!r} has clips from {_groups(n)}" for label, n in few.items()
+            f"label {label!r} has clips from {_groups(n)}" for label, n in rare.items()
         )
         raise SplitError(
-            f"{reasons}; a grouped 3-way split needs >= 3: bring clips of "
-            "these labels from more groups, or drop them"
+            f"{reasons}; a grouped 3-way split needs >= {MIN_GROUPS}: bring clips of these "
+            "labels from more groups, or set split.rare_labels to drop (leave them out) or "
+            "train_only (train on them, score nothing on them)"
         )
-    tried = []
-    for attempt in range(max_attempts):
-        split = group_split(clips, val_fraction, test_fraction, seed + attempt)
-        missing = label_coverage(
-            pd.DataFrame({"label": clips["label"].to_numpy(), "split": split.to_numpy()})
-        )
-        if not any(missing.values()):
-            info = {"method": "group", "seed": seed + attempt, "attempts": attempt + 1}
-            return SplitResult(split, {**info, "groups_shared_on_purpose": False})
-        tried.append((_count(missing), seed + attempt, missing))
-    _, closest, missing = min(tried, key=lambda t: t[:2])
-    gaps = "; ".join(
-        f"label {label!r} (clips from {_groups(n_groups[label])}) from {side}"
-        for side, labels in missing.items()
-        for label in labels
-    )
-    raise SplitError(
-        f"none of {max_attempts} grouped splits (seeds {seed}..{seed + max_attempts - 1}) put "
-        f"every label in train, val and test; the closest, seed {closest}, left out {gaps}. "
-        "Bring clips of these labels from more groups, lower the split fractions "
-        "or raise max_attempts"
-    )
+    n_clips = clips["label"].value_counts()
+    report = {
+        str(label): {"clips": int(n_clips[label]), "groups": int(n)} for label, n in rare.items()
+    }
+    if policy == "drop":
+        clips = clips[~clips["label"].isin(rare.index)]
+        if clips.empty:
+            raise SplitError(
+                f"split.rare_labels drop leaves no clip: every label ({sorted(report)}) has "
+                f"clips from fewer than {MIN_GROUPS} groups; bring clips from more groups"
+            )
+    train_only = list(rare.index) if policy == "train_only" else []
+    split = group_sides(clips, fractions, seed, train_only)
+    info = {"method": "group", "seed": seed, "groups_shared_on_purpose": False}
+    return SplitResult(split, {**info, "rare_labels": {"policy": policy, "labels": report}})
 
 
-def _count(missing: dict[str, list]) -> int:
-    return sum(len(labels) for labels in missing.values())
+def group_sides(
+    clips: pd.DataFrame,
+    fractions: tuple[float, float],
+    seed: int,
+    train_only: Sequence[str] = (),
+) -> pd.Series:
+    """Split name per clip, whole groups to one side, every label on every side by construction.
+
+    Groups of the `train_only` labels go to train. Then label by label, fewest groups first,
+    each label's unplaced groups (shuffled with `seed`) fill the sides it is missing, the
+    largest of them going where the label needs most clips; last, the other groups, largest
+    first, each go to the side where they bring the clip counts of their labels closest to
+    the fractions (val, test). A group holding several labels is placed once, by the first
+    label that needs it. `SplitError` names the labels left off a side (possible only when
+    groups hold several labels).
+    """
+    layout = _Layout(clips, fractions, seed, train_only)
+    for group in layout.groups_of_train_only():
+        layout.place(group, TRAIN)
+    uncovered = {}
+    for label in layout.labels_by_group_count():
+        if label not in layout.train_only:
+            missing = layout.cover(label)
+            if missing:
+                uncovered[layout.labels[label]] = missing
+    if uncovered:
+        gaps = "; ".join(f"label {label!r} from {sides}" for label, sides in uncovered.items())
+        raise SplitError(
+            f"no grouped split puts every label on every side: groups holding several labels "
+            f"leave out {gaps}. Bring clips of these labels from more groups, or leave them "
+            "out with data.exclude_labels"
+        )
+    layout.fill()
+    return pd.Series(layout.sides_of_clips(), index=clips.index, name="split")
+
+
+class _Layout:
+    """Groups being placed on sides, and the clip counts per label and side they give."""
+
+    def __init__(
+        self,
+        clips: pd.DataFrame,
+        fractions: tuple[float, float],
+        seed: int,
+        train_only: Sequence[str],
+    ) -> None:
+        self.group_codes, groups = pd.factorize(clips["group"], sort=True)
+        label_codes, self.labels = pd.factorize(clips["label"], sort=True)
+        pairs = pd.DataFrame({"g": self.group_codes, "l": label_codes}).value_counts().sort_index()
+        group, label = (pairs.index.get_level_values(k).to_numpy() for k in (0, 1))
+        # members[g]: the label codes in group g, and its clips of each
+        labels_in, clips_in = (_by_key(group, v, len(groups)) for v in (label, pairs.to_numpy()))
+        self.members = list(zip(labels_in, clips_in, strict=True))
+        self.groups_by_label = _by_key(label, group, len(self.labels))
+        self.train_only = set(self.labels.get_indexer(list(train_only)).tolist())
+        val, test = fractions
+        share = np.tile([1 - val - test, val, test], (len(self.labels), 1))
+        share[sorted(self.train_only)] = [1.0, 0.0, 0.0]
+        self.target = share * np.bincount(label_codes, minlength=len(self.labels))[:, None]
+        self.count = np.zeros_like(self.target)
+        self.side = np.full(len(groups), -1)
+        self.rank = np.random.default_rng(seed).permutation(len(groups))
+
+    def groups_of_train_only(self) -> list[int]:
+        return sorted({int(g) for label in self.train_only for g in self.groups_by_label[label]})
+
+    def place(self, group: int, side: int) -> None:
+        labels, n = self.members[group]
+        self.side[group] = side
+        self.count[labels, side] += n
+
+    def cost(self, group: int, side: int) -> float:
+        """Change in the squared gap between clip counts and targets if `group` joins `side`."""
+        labels, n = self.members[group]
+        return float(np.sum(n * (2 * (self.count[labels, side] - self.target[labels, side]) + n)))
+
+    def best_side(self, group: int, sides: list[int]) -> int:
+        return min(sides, key=lambda side: self.cost(group, side))
+
+    def labels_by_group_count(self) -> list[int]:
+        """Label codes, fewest groups first (ties in label order)."""
+        return sorted(range(len(self.labels)), key=lambda code: len(self.groups_by_label[code]))
+
+    def cover(self, label: int) -> list[str]:
+        """Place groups of `label` on the sides it is missing; return the sides still missing."""
+        groups = self.groups_by_label[label]
+        missing = [s for s in range(len(SPLITS)) if not (self.side[groups] == s).any()]
+        free = groups[self.side[groups] < 0]
+        chosen = free[np.argsort(self.rank[free])][: len(missing)]
+        for group in sorted(chosen, key=lambda g: -self._clips_of(g, label)):
+            side = self.best_side(group, missing)
+            self.place(group, side)
+            missing.remove(side)
+        return [SPLITS[s] for s in missing]
+
+    def fill(self) -> None:
+        """Place every group still unplaced, largest first, where it costs least."""
+        free = np.flatnonzero(self.side < 0)
+        sizes = np.array([self.members[g][1].sum() for g in free], dtype=int)
+        for group in free[np.lexsort((self.rank[free], -sizes))]:
+            self.place(group, self.best_side(group, list(range(len(SPLITS)))))
+
+    def sides_of_clips(self) -> np.ndarray:
+        return np.asarray(SPLITS, dtype=object)[self.side[self.group_codes]]
+
+    def _clips_of(self, group: int, label: int) -> int:
+        labels, n = self.members[group]
+        return int(n[labels == label].sum())
+
+
+def _by_key(keys: np.ndarray, values: np.ndarray, n_keys: int) -> list[np.ndarray]:
+    """`values` gathered by `keys` (codes 0 .. n_keys - 1), in their order within each key."""
+    order = np.argsort(keys, kind="stable")
+    return np.split(values[order], np.cumsum(np.bincount(keys, minlength=n_keys))[:-1])
 
 
 def _groups(n: int) -> str:
@@ -200,7 +273,7 @@ def _groups(n: int) -> str:
 
 def _predefined(clips: pd.DataFrame, test_fold: int | None) -> SplitResult:
     """The `split` column as it is, else the `fold` column with `test_fold` held out."""
-    info = {"method": "predefined", "seed": None, "attempts": 1, "groups_shared_on_purpose": False}
+    info = {"method": "predefined", "seed": None, "groups_shared_on_purpose": False}
     if "split" in clips:
         sides = clips["split"]
         unknown = sorted({str(s) for s in sides.dropna()} - set(SPLITS))
@@ -259,7 +332,7 @@ def _intra_group(clips: pd.DataFrame, val_fraction: float, test_fraction: float)
         position < train_end, "train", np.where(position < val_end, "val", "test")
     )
     split = pd.Series(sides, index=clips.index, name="split")
-    info = {"method": "intra_group", "seed": None, "attempts": 1, "order": order}
+    info = {"method": "intra_group", "seed": None, "order": order}
     return SplitResult(split, {**info, "groups_shared_on_purpose": True})
 
 
@@ -283,7 +356,7 @@ def _random(
     sides[test] = "test"
     sides[val] = "val"
     split = pd.Series(sides, index=clips.index, name="split")
-    info = {"method": "random", "seed": seed, "attempts": 1, "groups_shared_on_purpose": False}
+    info = {"method": "random", "seed": seed, "groups_shared_on_purpose": False}
     stratified = {"test": test_stratified, "val": val_stratified}
     return SplitResult(split, {**info, "stratified": stratified})
 

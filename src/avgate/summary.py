@@ -1,4 +1,4 @@
-"""The few lines `make repro` ends with: the headline of metrics/eval.json, the leakage verdict
+"""The few lines `make repro` ends with: the headline of metrics/scores.json, the leakage verdict
 and the gate, each line at most 100 characters (the files hold the rest).
 
 >>> lines = render({"primary_metric": "accuracy", "n_seeds": 3, "val": {"accuracy": {"mean":

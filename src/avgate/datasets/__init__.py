@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from avgate.datasets import ave, csv_manifest, esc50, folder, fsdd
-from avgate.datasets.checks import DatasetError, Records, check_records
+from avgate.datasets.checks import DatasetError, Records, Rejected, check_records
 
-__all__ = ["FORMATS", "DatasetError", "Records", "load_records"]
+__all__ = ["FORMATS", "DatasetError", "Records", "Rejected", "load_records"]
 
 _ADAPTERS = {"ave": ave, "esc50": esc50, "fsdd": fsdd, "folder": folder, "csv": csv_manifest}
 FORMATS = tuple(_ADAPTERS)
@@ -39,5 +39,5 @@ def load_records(
     check_records(records, root, adapter.LAYOUT)
     if group_pattern and fmt != "folder":
         ignored = f"group_pattern {group_pattern!r} is ignored: it applies to the folder format"
-        return Records(records.frame, [*records.warnings, ignored])
+        return Records(records.frame, [*records.warnings, ignored], records.rejected)
     return records

@@ -1,20 +1,28 @@
 """AVE-format annotations (`Category&VideoID&Quality&StartTime&EndTime`), `<VideoID>.mp4` media.
 
 Lines are split on `&` only: category names hold commas and spaces, and ids may start with `-`.
-An optional `groups.csv` (`video_id,group`) names each clip's recording group; without it every
-video is its own group. Optional official split files `trainSet.txt`, `valSet.txt` and
-`testSet.txt` (same line format) fill `split`: every annotated video must be in exactly one.
+A line that cannot be used (wrong field count, empty or unsafe VideoID, a span that is not whole
+seconds with StartTime < EndTime, bytes that are not UTF-8) is left out and reported with its
+line number; every other line is kept. An optional `groups.csv` (`video_id,group`) names each
+clip's recording group; without it every video is its own group. Optional official split files
+`trainSet.txt`, `valSet.txt` and `testSet.txt` (same line format) fill `split`: every annotated
+video must be in exactly one.
 
 A VideoID annotated twice the same way is kept once; annotated differently, each annotation is
 a clip of its own, `<VideoID>`, `<VideoID>#2`, ... on the same media file.
 
 >>> import io
->>> read_annotations(io.StringIO("Category&VideoID&Quality&StartTime&EndTime\\n"
-...                              "Church bell&-a1B&good&2&7\\n"
-...                              "Church bell&-a1B&good&0&3\\n"), "Annotations.txt")
+>>> text = io.StringIO("Category&VideoID&Quality&StartTime&EndTime\\n"
+...                    "Church bell&-a1B&good&2&7\\n"
+...                    "Church bell&-a1B&good&0&3\\n"
+...                    "Church bell&VWi2E&good&0&0\\n")
+>>> frame, rejected = read_annotations(text, "Annotations.txt")
+>>> frame
          label video_id clip_id quality  start_s  end_s
 0  Church bell     -a1B    -a1B    good        2      7
 1  Church bell     -a1B  -a1B#2    good        0      3
+>>> [(r.line, r.reason) for r in rejected]
+[(4, "need StartTime < EndTime, got 0, 0: 'Church bell&VWi2E&good&0&0'")]
 """
 
 from __future__ import annotations
@@ -26,7 +34,15 @@ from typing import TextIO
 
 import pandas as pd
 
-from avgate.datasets.checks import DatasetError, Records, make_records, read_table, read_text, span
+from avgate.datasets.checks import (
+    DatasetError,
+    Records,
+    Rejected,
+    make_records,
+    read_table,
+    read_text,
+    span,
+)
 
 ANNOTATIONS = "Annotations.txt"
 GROUPS = "groups.csv"
@@ -39,9 +55,10 @@ class AnnotationError(DatasetError):
     """An AVE annotation, group or split file that cannot be read; the message names the file."""
 
 
-def read_annotations(stream: TextIO, name: str) -> pd.DataFrame:
-    """Parse AVE annotation lines into label, video_id, clip_id, quality, start_s, end_s."""
-    rows = []
+def read_annotations(stream: TextIO, name: str) -> tuple[pd.DataFrame, list[Rejected]]:
+    """Parse AVE annotation lines into label, video_id, clip_id, quality, start_s, end_s, and
+    the lines left out (line number and reason)."""
+    rows, rejected = [], []
     for number, line in enumerate(stream, start=1):
         line = line.rstrip("\r\n")
         if number == 1:
@@ -49,35 +66,35 @@ def read_annotations(stream: TextIO, name: str) -> pd.DataFrame:
         if not line.strip() or (number == 1 and line.startswith(HEADER_PREFIX)):
             continue
         try:
-            line.encode("utf-8")
-        except UnicodeEncodeError:
-            raise AnnotationError(
-                f"{name}:{number}: not valid Unicode text ({ascii(line)}); re-save the file "
-                "as UTF-8"
-            ) from None
-        fields = line.split("&")
-        if len(fields) != 5:
-            raise AnnotationError(
-                f"{name}:{number}: expected 5 '&'-separated fields "
-                f"(Category&VideoID&Quality&StartTime&EndTime), got {len(fields)}: {line!r}"
-            )
-        label, video_id, quality, start, end = fields
-        if not label.strip() or not video_id.strip():
-            raise AnnotationError(f"{name}:{number}: empty Category or VideoID: {line!r}")
-        if "/" in video_id or "\0" in video_id:
-            raise AnnotationError(
-                f"{name}:{number}: VideoID {video_id!r} must be a plain file name "
-                "(no '/' or NUL); fix the line"
-            )
-        try:
-            start_s, end_s = span(start, end, ("StartTime", "EndTime"))
+            rows.append(_fields(line))
         except ValueError as error:
-            raise AnnotationError(f"{name}:{number}: {error}") from None
-        rows.append((label, video_id, quality, start_s, end_s))
+            rejected.append(Rejected(name, number, f"{error}: {line!r}"))
     columns = ["label", "video_id", "quality", "start_s", "end_s"]
     frame = pd.DataFrame(rows, columns=columns).drop_duplicates(ignore_index=True)
     frame.insert(2, "clip_id", _clip_ids(frame["video_id"]))
-    return frame
+    return frame, rejected
+
+
+def _fields(line: str) -> tuple[str, str, str, int, int]:
+    """Category, VideoID, Quality, StartTime, EndTime of one line; ValueError saying what is
+    wrong."""
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid UTF-8 text; save the file as UTF-8") from None
+    fields = line.split("&")
+    if len(fields) != 5:
+        raise ValueError(
+            "expected 5 '&'-separated fields (Category&VideoID&Quality&StartTime&EndTime), "
+            f"got {len(fields)}"
+        )
+    label, video_id, quality, start, end = fields
+    if not label.strip() or not video_id.strip():
+        raise ValueError("empty Category or VideoID")
+    if "/" in video_id or "\0" in video_id:
+        raise ValueError(f"VideoID {video_id!r} must be a plain file name (no '/' or NUL)")
+    start_s, end_s = span(start, end, ("StartTime", "EndTime"))
+    return label, video_id, quality, start_s, end_s
 
 
 def _clip_ids(video_ids: pd.Series) -> list[str]:
@@ -95,7 +112,13 @@ def load(root: Path) -> Records:
     annotations = root / ANNOTATIONS
     if not annotations.is_file():
         raise AnnotationError(f"{annotations}: not found; an AVE-format dataset needs {LAYOUT}")
-    frame = _read(annotations)
+    frame, rejected = _read(annotations)
+    if frame.empty and rejected:
+        shown = "; ".join(f"line {r.line}: {r.reason}" for r in rejected[:5])
+        raise AnnotationError(
+            f"{annotations}: none of its {len(rejected)} annotation lines can be used ({shown}); "
+            f"an AVE-format dataset needs {LAYOUT}"
+        )
     frame["path"] = [str(root / f"{video_id}.mp4") for video_id in frame["video_id"]]
     counts = Counter(frame["video_id"])
     warnings = [
@@ -111,13 +134,15 @@ def load(root: Path) -> Records:
         warnings.append(f"{root}: no {GROUPS}, so each video is its own group")
     splits = {split: root / name for split, name in SPLIT_FILES.items() if (root / name).exists()}
     if splits:
-        frame["split"], unknown = _splits(root, splits, frame["video_id"])
+        frame["split"], unknown, left_out = _splits(root, splits, frame["video_id"])
         warnings += unknown
-    return make_records(frame, warnings)
+        rejected += left_out
+    return make_records(frame, warnings, rejected)
 
 
-def _read(path: Path) -> pd.DataFrame:
-    return read_annotations(io.StringIO(read_text(path)), str(path))
+def _read(path: Path) -> tuple[pd.DataFrame, list[Rejected]]:
+    text = read_text(path, errors="surrogateescape")
+    return read_annotations(io.StringIO(text), str(path))
 
 
 def _groups(path: Path, video_ids: pd.Series) -> list[str]:
@@ -142,11 +167,15 @@ def _groups(path: Path, video_ids: pd.Series) -> list[str]:
 
 def _splits(
     root: Path, files: dict[str, Path], video_ids: pd.Series
-) -> tuple[list[str], list[str]]:
-    """Each video's split from the official split files, and warnings for unannotated ones."""
+) -> tuple[list[str], list[str], list[Rejected]]:
+    """Each video's split from the official split files, warnings for unannotated ones, and
+    the split files' lines left out."""
     listed: dict[str, list[str]] = {}
+    rejected = []
     for split, path in files.items():
-        for video_id in dict.fromkeys(_read(path)["video_id"]):
+        frame, left_out = _read(path)
+        rejected += left_out
+        for video_id in dict.fromkeys(frame["video_id"]):
             listed.setdefault(video_id, []).append(split)
     names = [path.name for path in files.values()]
     annotated = set(video_ids)
@@ -173,4 +202,4 @@ def _splits(
                 f"{path}: {len(unknown)} VideoID(s) not in {ANNOTATIONS} are ignored, "
                 f"e.g. {unknown[:5]}"
             )
-    return [listed[v][0] for v in video_ids], warnings
+    return [listed[v][0] for v in video_ids], warnings, rejected

@@ -22,7 +22,7 @@ import io
 import os
 import posixpath
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
@@ -39,11 +39,22 @@ class DatasetError(ValueError):
 
 
 @dataclass(frozen=True)
+class Rejected:
+    """A source line left out: the file, its line number and why."""
+
+    file: str
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class Records:
-    """One row per clip, sorted by clip_id, and what the ingest report must show."""
+    """One row per clip, sorted by clip_id, and what the ingest report must show: warnings and
+    the source lines left out (`rejected`)."""
 
     frame: pd.DataFrame
     warnings: list[str]
+    rejected: list[Rejected] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -54,12 +65,14 @@ class Table:
     rows: list[tuple[int, dict[str, str]]]
 
 
-def make_records(frame: pd.DataFrame, warnings: list[str]) -> Records:
+def make_records(
+    frame: pd.DataFrame, warnings: list[str], rejected: Sequence[Rejected] = ()
+) -> Records:
     """The contract's columns in order (optional ones where present), sorted by clip_id."""
     columns = [*COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in frame)]
     ints = {c: "int64" for c in INT_COLUMNS if c in frame}
     frame = frame[columns].astype(ints).sort_values("clip_id", kind="stable", ignore_index=True)
-    return Records(frame, list(warnings))
+    return Records(frame, list(warnings), list(rejected))
 
 
 def relative_path(text: str) -> PurePosixPath:
@@ -108,14 +121,18 @@ def span(start: str, end: str, names: tuple[str, str] = ("start", "end")) -> tup
     return start_s, end_s
 
 
-def read_text(path: Path) -> str:
-    """A UTF-8 text file (a leading BOM dropped); DatasetError naming the line of a bad byte."""
+def read_text(path: Path, errors: str = "strict") -> str:
+    """A UTF-8 text file (a leading BOM dropped); DatasetError naming the line of a bad byte.
+
+    With `errors="surrogateescape"` bad bytes become lone surrogates instead, for a caller that
+    leaves out the lines holding them.
+    """
     try:
         data = path.read_bytes()
     except OSError as error:
         raise DatasetError(f"{path}: cannot be read ({error.strerror})") from None
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8-sig", errors=errors)
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise DatasetError(

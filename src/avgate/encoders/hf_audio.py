@@ -221,15 +221,47 @@ def resolve_device(device: str, key: str) -> torch.device:
 
 
 def from_pretrained(loader: Any, model: str, revision: str, key: str, **kwargs: Any) -> Any:
-    """`loader.from_pretrained(model, revision=...)`; a failure becomes a ConfigError."""
+    """`loader.from_pretrained(model, revision=...)`; a failure becomes a ConfigError.
+
+    A local folder or a hub id already in the Hugging Face cache loads without the network. A
+    hub id not cached is downloaded only when the hub is reachable: offline it fails at once,
+    not after the hub client's minute of retries.
+    """
+    try:
+        return loader.from_pretrained(model, revision=revision, local_files_only=True, **kwargs)
+    except (OSError, ValueError, KeyError) as error:
+        offline = None if Path(model).is_dir() else hub_unreachable()
+        if Path(model).is_dir() or offline:
+            where = f"the hub is unreachable ({offline})" if offline else "a local folder"
+            raise ConfigError(
+                f"params.yaml: {key}.encoder names {model!r} (revision {revision!r}), which "
+                f"could not be loaded ({where}): {error}; give a local folder written by "
+                "save_pretrained, or a hub id already in the local Hugging Face cache"
+            ) from error
     try:
         return loader.from_pretrained(model, revision=revision, **kwargs)
     except (OSError, ValueError, KeyError) as error:
         raise ConfigError(
-            f"params.yaml: {key}.model {model!r} (revision {revision!r}) could not be loaded: "
-            f"{error}; give a local folder written by save_pretrained or a hub id already in "
-            "the local Hugging Face cache"
+            f"params.yaml: {key}.encoder names {model!r} (revision {revision!r}), which could "
+            f"not be loaded from the hub: {error}"
         ) from error
+
+
+def hub_unreachable(timeout_s: float = 3.0) -> str | None:
+    """Why the Hugging Face hub cannot be reached now (HF_HUB_OFFLINE, no connection), or None."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError as error:
+        return f"no connection to {host}: {error}"
+    return None
 
 
 def weights_identity(model: str, revision: str, commit: str | None) -> dict:

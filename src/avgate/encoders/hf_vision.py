@@ -162,8 +162,8 @@ def read_preprocessor(model: str, revision: str) -> dict:
         path = cached_file(model, "preprocessor_config.json", revision=revision)
     except OSError as error:
         raise ConfigError(
-            f"params.yaml: {KEY}.model {model!r} (revision {revision!r}) has no readable "
-            f"preprocessor_config.json: {error}; save the image processor with the model"
+            f"params.yaml: {KEY}.encoder names {model!r} (revision {revision!r}), which has no "
+            f"readable preprocessor_config.json: {error}; save the image processor with the model"
         ) from error
     return json.loads(Path(path).read_text())
 

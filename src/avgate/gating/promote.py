@@ -1,10 +1,11 @@
 """`avgate promote`: the whole pre-registered protocol, run over DVC experiments.
 
 1. Checks: a clean git workspace, `gates.yaml` valid, the ledger's hash chain intact, the
-   baseline tag present with its `metrics/eval.json`.
+   baseline tag present with its `metrics/scores.json`.
 2. Validation sweep: every candidate (`-S` overrides, sweeps as in `dvc exp run`) is queued with
    `dvc exp run --queue` on the selection seeds and run by `dvc queue start -j N`.
-3. Selection: each finished experiment's validation scores are read from `dvc exp show --json`,
+3. Selection: each finished experiment's per-seed validation scores are read from its commit's
+   `metrics/scores.json` (the experiments from `dvc exp show --json`),
    paired by seed with the baseline's, and one winner is chosen by the declared rule.
 4. Test stages, in the order of `gates.yaml`: the winner is applied to the workspace and
    `dvc exp run -S gate.stage=<stage>` runs the gate stage (which records the look in the
@@ -32,7 +33,8 @@ from avgate.gating.spec import GateSpec, load_spec
 
 SPEC = Path("gates.yaml")
 LEDGER = Path("gates/ledger.jsonl")
-EVAL = "metrics/eval.json"
+EVAL = "metrics/eval.json"  # in `dvc exp show` once an experiment finished
+SCORES = "metrics/scores.json"  # per-seed scores, read at each experiment's commit
 GATE = Path("metrics/gate.json")
 REPORT = Path("reports/gate.md")
 QUEUED = re.compile(r"Queued experiment '([^']+)'")
@@ -62,14 +64,17 @@ class Promotion:
     jobs: int = 1
     tag: str = ""
     poll_seconds: float = 2.0
+    heartbeat_seconds: float = 30.0
     log: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
 
     def tag_name(self) -> str:
         return self.tag or f"model/{self.line}"
 
     def say(self, message: str) -> None:
+        """One line with the time since the protocol started, e.g. `promote [  42 s] ...`."""
         self.log.append(message)
-        print(f"promote: {message}", flush=True)
+        print(f"promote [{time.monotonic() - self.started:4.0f} s] {message}", flush=True)
 
     def sh(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run(list(args), capture_output=True, text=True)
@@ -79,9 +84,10 @@ class Promotion:
         return done
 
     def run(self) -> dict:
+        self.say("checking the workspace, gates.yaml and the ledger")
         spec = self.check()
         baseline = Snapshot(spec.baseline, resolve(spec.baseline))
-        base_eval = baseline.read_json(EVAL)
+        base_eval = baseline.read_json(SCORES)
         names = self.queue(spec)
         runs = self.wait(names)
         winner, why, overrides = self.select(spec, base_eval, runs)
@@ -137,6 +143,7 @@ class Promotion:
             f"gate.candidate={self.line}",
         ]
         args = [a for o in [*fixed, *self.overrides] for a in ("-S", o)]
+        self.say(f"queueing the candidates of {' '.join(self.overrides) or 'no override'}")
         done = self.sh("dvc", "exp", "run", "--queue", *args)
         names = QUEUED.findall(done.stdout + done.stderr)
         if not names:
@@ -169,13 +176,19 @@ class Promotion:
         return self.sh("dvc", "exp", "show", "--json").stdout
 
     def wait(self, names: list[str]) -> dict[str, dict]:
-        """Poll `dvc exp show` until every queued experiment succeeded or failed."""
-        started = time.monotonic()
+        """Poll `dvc exp show` until every queued experiment succeeded or failed; say how many
+        are queued, running and done whenever that changes, and every `heartbeat_seconds`."""
+        started = last_said = time.monotonic()
+        said = ""
         while True:
             found = self.experiments()
             states = {n: ((found.get(n) or {}).get("executor") or {}).get("state") for n in names}
             if all(_finished(found.get(n), states[n]) for n in names):
                 break
+            count = _count(found, states)
+            if count != said or time.monotonic() - last_said >= self.heartbeat_seconds:
+                self.say(f"waiting for the sweep ({self.jobs} worker(s)): {count}")
+                said, last_said = count, time.monotonic()
             time.sleep(self.poll_seconds)
         failed = [n for n, s in states.items() if s == "failed"]
         elapsed = time.monotonic() - started
@@ -189,8 +202,7 @@ class Promotion:
     def select(self, spec: GateSpec, base_eval: dict, runs: dict) -> tuple[str, str, list[str]]:
         rows, overrides = {}, {}
         for name, run in runs.items():
-            data = run["data"]
-            cand_eval = data["metrics"][EVAL]["data"]
+            cand_eval = Snapshot(name, run["rev"]).read_json(SCORES)
             rows[name] = selection.compare(
                 spec.selection, spec.primary_metric, spec.direction, base_eval, cand_eval
             )
@@ -204,7 +216,10 @@ class Promotion:
         return winner, why, overrides[winner]
 
     def test_stage(self, name: str, seeds: tuple[int, ...]) -> dict:
-        self.say(f"{name}: running seeds {list(seeds)} (one test look for line {self.line!r})")
+        self.say(
+            f"{name}: `dvc exp run` in the workspace trains seeds {list(seeds)}, then one test "
+            f"look for line {self.line!r} (the gate stage, recorded in the ledger)"
+        )
         done = self.sh(
             "dvc",
             "exp",
@@ -331,6 +346,18 @@ def _finished(run: dict | None, state: str | None) -> bool:
     if state == "failed":
         return True
     return state == "success" and EVAL in (run or {}).get("data", {}).get("metrics", {})
+
+
+def _count(found: dict[str, dict], states: dict[str, str | None]) -> str:
+    """How many experiments are queued, running and done, e.g. '1 queued, 2 running, 0 done'.
+
+    >>> done = {"data": {"metrics": {EVAL: {}}}}
+    >>> _count({"c": done, "d": done}, {"a": "running", "b": None, "c": "success", "d": "failed"})
+    '1 queued, 1 running, 2 done'
+    """
+    done = sum(_finished(found.get(n), s) for n, s in states.items())
+    running = sum(s == "running" for s in states.values())
+    return f"{len(states) - done - running} queued, {running} running, {done} done"
 
 
 def _changed(run: dict, overrides: list[str]) -> list[str]:

@@ -21,11 +21,10 @@ to these modules.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import math
-import os
 import random
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from transformers import AutoModel, PreTrainedModel
 
+from avgate import disk
 from avgate.config import PARAMS_FILE, ConfigError
 from avgate.models.pooling import AttentionPooling, LinearHead, MeanPooling
 
@@ -394,14 +394,9 @@ def save_checkpoint(
         "epoch": epoch,
         "rng": _rng_state(generator),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()  # the exact size, checked against the free space before writing
+    torch.save(state, buffer)
+    disk.write_bytes(path, buffer.getbuffer(), "a LoRA checkpoint")
 
 
 def load_checkpoint(

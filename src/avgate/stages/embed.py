@@ -11,29 +11,37 @@ so decoding and transforming overlap; otherwise the workers transform what they 
 Under `torchrun --nproc_per_node=N avgate embed --encoder X` each rank embeds its share of the
 missing clips into a shard of its own; rank 0 then writes the split arrays in index order, so
 the result equals the single-process run's.
+
+Faults name their cause: a disk without room for a shard or the arrays fails before writing
+(the path, the bytes needed and free), a NaN or Inf in an embedding fails naming the clip, a
+visual encoder on audio-only clips names a clip and the fix, and the workers exit when the main
+process dies.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from numpy.lib.format import open_memmap
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from avgate import media, numerics
+from avgate import disk, media, numerics
 from avgate.config import Params
 from avgate.embedding_store import EmbeddingStore, Key
 from avgate.encoders import Encoder, build
 from avgate.files import atomic_dir, write_json, write_parquet
+from avgate.parallel import die_with_parent
+from avgate.stages import StageError
 from avgate.stages.inputs import SPLITS, embedding_dir, usable_clips
 from avgate.stages.profile import recorded
 
@@ -75,6 +83,15 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@dataclass(frozen=True)
+class Failed:
+    """A MediaError raised in a worker, carried to the main process to be raised there as one
+    line (DataLoader would wrap it in a RuntimeError with the worker's traceback)."""
+
+    path: str
+    reason: str
+
+
 class ClipChunks(Dataset):
     """Item c: [(i, rows)] for the clips of chunk c, where rows are the clip's embedding, or the
     clip as `encoder.load` decodes it when `main` (the encoder runs in the main process).
@@ -94,15 +111,23 @@ class ClipChunks(Dataset):
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def __getitem__(self, c: int) -> list[tuple[int, np.ndarray]]:
-        members, encoder = self.chunks[c], self.encoder
+    def __getitem__(self, c: int) -> list[tuple[int, np.ndarray]] | Failed:
+        try:
+            return self._chunk(self.chunks[c])
+        except media.MediaError as error:
+            return Failed(str(error.path), error.reason)
+
+    def _chunk(self, members: range) -> list[tuple[int, np.ndarray]]:
+        encoder = self.encoder
         if not getattr(encoder, "batched", False):
             return [(i, encoder.embed_seconds(self.paths[i], self.seconds[i])) for i in members]
         loaded = [encoder.load(self.paths[i], self.seconds[i]) for i in members]
         return list(zip(members, loaded if self.main else encoder.embed(loaded), strict=True))
 
 
-def _one_thread(_: int) -> None:
+def _init_worker(parent: int, _: int) -> None:
+    """A DataLoader worker: one torch thread; it exits when the main process dies."""
+    die_with_parent(parent)
     torch.set_num_threads(1)
 
 
@@ -118,6 +143,8 @@ def _batches(
     """Consecutive loaded clips grouped until they hold at least `batch_seconds` seconds."""
     batch, total = [], 0
     for chunk in loader:
+        if isinstance(chunk, Failed):
+            raise media.MediaError(chunk.path, chunk.reason)
         for item in chunk:
             batch.append(item)
             total += seconds[item[0]]
@@ -151,7 +178,7 @@ def embed_clips(
         dataset,
         batch_size=None,
         num_workers=workers,
-        worker_init_fn=_one_thread,
+        worker_init_fn=functools.partial(_init_worker, os.getpid()),
         collate_fn=_as_is,
         **ahead,
     )
@@ -200,20 +227,28 @@ def fill_store(
     rank: int,
     world: int,
 ) -> int:
-    """Embed this rank's share of the clips the store lacks; return how many all ranks embed."""
+    """Embed this rank's share of the clips the store lacks; return how many all ranks embed.
+
+    A clip whose embedding holds NaN or Inf fails the run with a StageError naming it.
+    """
     keys = clip_keys(clips)
     missing = store.missing(keys)
     mine = missing[rank::world]
     if mine:
-        first_path = {}
-        for key, path in zip(keys, clips["path"], strict=True):
-            first_path.setdefault(key, path)
+        paths, names = {}, {}
+        for key, path, name in zip(keys, clips["path"], clip_names(clips), strict=True):
+            paths.setdefault(key, path)
+            names.setdefault(key, name)
         with store.shard(mine) as write:
+
+            def checked(i: int, rows: np.ndarray) -> None:
+                write(i, finite(rows, store.dtype, names[mine[i]], encoder.name))
+
             embed_clips(
-                [first_path[key] for key in mine],
+                [paths[key] for key in mine],
                 [s for _, s in mine],
                 encoder,
-                write,
+                checked,
                 params.embed.workers,
                 params.embed.batch_seconds,
                 f"embed {encoder.name} rank {rank}/{world}",
@@ -221,14 +256,80 @@ def fill_store(
     return len(missing)
 
 
+def clip_names(clips: pd.DataFrame) -> list[str]:
+    """'<path> (clip <clip_id>)' for each clip, as errors name it."""
+    return [f"{p} (clip {c})" for p, c in zip(clips["path"], clips["clip_id"], strict=True)]
+
+
+def nonfinite(rows: np.ndarray) -> str:
+    """'' when every value is finite, else how many are NaN and infinite, and in which seconds.
+
+    >>> nonfinite(np.array([[0.0, np.nan], [np.inf, np.nan]]))
+    '2 NaN and 1 infinite values (seconds 0, 1)'
+    """
+    bad = ~np.isfinite(rows)
+    if not bad.any():
+        return ""
+    nan = int(np.isnan(rows).sum())
+    seconds = np.flatnonzero(bad.reshape(len(rows), -1).any(axis=1))
+    return (
+        f"{nan} NaN and {int(bad.sum()) - nan} infinite values "
+        f"(seconds {', '.join(map(str, seconds[:10]))}{', ...' if len(seconds) > 10 else ''})"
+    )
+
+
+def finite(rows: np.ndarray, dtype: str, clip: str, encoder: str) -> np.ndarray:
+    """`rows` as stored (`dtype`); a StageError naming `clip` when any of them is NaN or Inf."""
+    with np.errstate(over="ignore"):  # an overflow is reported below, naming the clip
+        stored = rows.astype(dtype, copy=False)
+    problem = nonfinite(stored)
+    if not problem:
+        return stored
+    cause = (
+        f"values beyond {dtype}'s range: set embed.dtype to float32"
+        if not nonfinite(rows)
+        else "check the file's samples (embed stores no NaN or Inf)"
+    )
+    raise StageError(f"{clip}: the {encoder} embedding holds {problem}; {cause}")
+
+
+def require_video(clips: pd.DataFrame, encoder: Encoder) -> None:
+    """A MediaError naming an audio-only clip when `encoder` reads video frames."""
+    if encoder.modality != "visual":
+        return
+    audio_only = clips.loc[~clips["has_video"].astype(bool), "path"]
+    if len(audio_only):
+        raise media.MediaError(
+            audio_only.iloc[0],
+            f"no video stream ({len(audio_only)} of {len(clips)} clips have none), and the "
+            f"{encoder.name} encoder reads video frames: use an audio encoder, or leave "
+            f"{encoder.name} out of embed.encoders",
+        )
+
+
+def split_bytes(store: EmbeddingStore, clips: pd.DataFrame) -> int:
+    """Bytes of the arrays `write_split` writes for every split of `clips`."""
+    rows = sum(seconds for _, seconds in clip_keys(clips))
+    return (
+        disk.npy_bytes(store.dtype, (rows, store.dim)) + (len(SPLITS) - 1) * disk.NPY_HEADER_BYTES
+    )
+
+
 def write_split(store: EmbeddingStore, clips: pd.DataFrame, out: Path) -> pd.DataFrame:
     """Copy the split's rows from the store into `out` (.npy) in clip order; return the index."""
     keys = clip_keys(clips)
     seconds = [s for _, s in keys]
     starts = np.cumsum([0, *seconds])
-    array = open_memmap(out, mode="w+", dtype=store.dtype, shape=(int(starts[-1]), store.dim))
-    for i, key in enumerate(keys):
-        array[starts[i] : starts[i + 1]] = store.rows(*key)
+    shape = (int(starts[-1]), store.dim)
+    array = disk.new_npy(out, store.dtype, shape, f"the {out.stem} embeddings")
+    for i, (key, name) in enumerate(zip(keys, clip_names(clips), strict=True)):
+        rows = store.rows(*key)
+        if problem := nonfinite(rows):
+            raise StageError(
+                f"{name}: the embeddings store {store.folder} holds {problem} for it (written "
+                "before embed checked): delete that folder and re-run"
+            )
+        array[starts[i] : starts[i + 1]] = rows
     array.flush()
     del array
     return pd.DataFrame(
@@ -260,6 +361,7 @@ def _run(params: Params, encoder_name: str, rank: int, world: int) -> dict | Non
     numerics.pin_torch()
     encoder = build(encoder_name, params.embed)
     clips = usable_clips(params)
+    require_video(clips, encoder)
     dtype = params.embed.dtype
     identity = encoder.identity() | {"cpu_kernels": numerics.PINNED}
     store = EmbeddingStore(params.embed.cache_dir, identity, encoder.dim, dtype)
@@ -278,10 +380,14 @@ def _run(params: Params, encoder_name: str, rank: int, world: int) -> dict | Non
     for key in ("n_layers", "layer_dim"):
         if hasattr(encoder, key):
             meta[key] = getattr(encoder, key)
+    out, needed = embedding_dir(encoder_name), split_bytes(store, clips)
+    what = f"the {encoder_name} embedding arrays"
     with (
         recorded(f"embed/{encoder_name}") as profile,
-        atomic_dir(embedding_dir(encoder_name)) as tmp,
+        atomic_dir(out) as tmp,  # removes what a killed run left there first
+        disk.no_space_errors(out, needed, what),
     ):
+        disk.ensure_free(out, needed, what)
         for split in SPLITS:
             index = write_split(store, clips[clips["split"] == split], tmp / f"{split}.npy")
             write_parquet(index, tmp / f"{split}.index.parquet")

@@ -1,6 +1,6 @@
-"""`evaluate@<seed>`: raw logits for val and test, and validation scores: every metric with a
-majority baseline, cross-fitted calibration, per-class scores, probability clustering and
-modality ablations (audio-visual models).
+"""Evaluation of one seed (run by the `train` stage): raw logits for val and test, and
+validation scores: every metric with a majority baseline, cross-fitted calibration, per-class
+scores, probability clustering and modality ablations (audio-visual models).
 
 The test split is sealed: its logits are stored without labels and nothing here reads its
 labels or scores it. Only a recorded look (the gate at a test stage, under the ledger lock)

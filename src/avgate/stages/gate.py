@@ -38,13 +38,16 @@ from avgate.gating.verdict import CI_CONFIDENCE, judge, to_dict
 from avgate.scoring import logits_of, split_scores
 from avgate.stages import StageError
 from avgate.stages.inputs import clip_column, labels_of, predictions_dir
-from avgate.stages.summarize import EVAL_METRICS
+from avgate.stages.profile import recorded
+from avgate.stages.summarize import SCORES
 
 SPEC = Path("gates.yaml")
 LEDGER = Path("gates/ledger.jsonl")
-GATE_METRICS = Path("metrics/gate.json")
+GATE_METRICS = Path("metrics/gate.json")  # the whole result: criteria, intervals, the plan
+GATE_HEADLINE = Path("metrics/gate_headline.json")  # stage: decision, and the mean delta
 GATE_REPORT = Path("reports/gate.md")
 GATE_PLOT = Path("plots/gate_deltas.csv")
+PLOT_COLUMNS = ["seed", "delta", "low", "high", "interval"]
 PARAMS = Path("params.yaml")
 SELECTION = "selection"
 POWER = 0.8
@@ -68,11 +71,16 @@ class Side:
         return json.loads(self._read(f"{predictions_dir(seed)}/metrics.json"))
 
     def eval(self) -> dict:
-        return json.loads(self._read(str(EVAL_METRICS)))
+        return json.loads(self._read(str(SCORES)))
 
 
 def run(params: Params) -> dict:
     """Run the gate stage named by `gate.stage`; returns what was written to metrics/gate.json."""
+    with recorded("gate"):
+        return _run(params)
+
+
+def _run(params: Params) -> dict:
     spec = load_spec(SPEC)
     if params.gate.stage == SELECTION:
         return _selection(spec)
@@ -93,7 +101,7 @@ def run(params: Params) -> dict:
 def _look(params: Params, spec: GateSpec, stage: GateStage) -> dict:
     """Compare the paired runs at `stage`; a test-split look is recorded whatever happens."""
     baseline = _baseline(spec, required=True)
-    base_eval = json.loads(_read_baseline(baseline, str(EVAL_METRICS), stage))
+    base_eval = json.loads(_read_baseline(baseline, str(SCORES), stage))
     check_seeds(base_eval["seeds"], params.train.seeds, list(stage.seeds), stage.name)
     sides = Side(lambda path: _read_baseline(baseline, path, stage)), Side(_read_workspace)
     tables = _stored_tables(stage, *sides)
@@ -159,7 +167,7 @@ def recompute(
     baseline's at the commit the entry pinned, the candidate's through `candidate`. No ledger
     write and no new evaluation: this is how a promotion is re-derived (`avgate verify`)."""
     baseline = Snapshot(entry.baseline, entry.baseline_commit)
-    base_eval = json.loads(_read_baseline(baseline, str(EVAL_METRICS), stage))
+    base_eval = json.loads(_read_baseline(baseline, str(SCORES), stage))
     sides = Side(lambda path: _read_baseline(baseline, path, stage)), candidate
     check_seeds(base_eval["seeds"], candidate.eval()["seeds"], list(stage.seeds), stage.name)
     tables = _stored_tables(stage, *sides)
@@ -466,11 +474,16 @@ def _record(look: dict, outcome: str) -> ledger.Entry:
 
 
 def _plot_rows(result: dict) -> pd.DataFrame:
-    rows = [
-        {"seed": f"seed{r['seed']}", "delta": r["delta"], "low": None, "high": None}
-        for r in result["per_seed"]
-    ]
-    interval = result["interval"]
+    """plots/gate_deltas.csv: each seed's delta, then a `mean` row with the interval (the test
+    stage's; at selection the t interval over seeds) and what it is. No rows when nothing was
+    compared (no baseline yet): DVC then draws no plot rather than an empty one."""
+    if "per_seed" in result:
+        seeds = [r["seed"] for r in result["per_seed"]]
+        deltas = [r["delta"] for r in result["per_seed"]]
+    else:
+        seeds, deltas = result.get("seeds", []), result.get("deltas", [])
+    interval = result.get("interval")
+    rows = [{"seed": f"seed{s}", "delta": d} for s, d in zip(seeds, deltas, strict=True)]
     if interval:
         rows.append(
             {
@@ -478,20 +491,30 @@ def _plot_rows(result: dict) -> pd.DataFrame:
                 "delta": result["mean_delta"],
                 "low": interval["low"],
                 "high": interval["high"],
+                "interval": f"{interval['confidence']:.0%} {interval['method']}",
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=PLOT_COLUMNS)
 
 
 def _write(result: dict) -> None:
-    write_json(GATE_METRICS, result)
+    write_result(result)
     with atomic_path(GATE_REPORT) as tmp:
         tmp.write_text(markdown(result))
     write_csv(_plot_rows(result), GATE_PLOT)
 
 
+def write_result(result: dict) -> None:
+    """metrics/gate.json (everything) and metrics/gate_headline.json (what a table shows)."""
+    write_json(GATE_METRICS, result)
+    headline: dict = {"gate": f"{result['stage']}: {result['decision']}"}
+    if "mean_delta" in result:
+        headline["delta"] = result["mean_delta"]
+    write_json(GATE_HEADLINE, headline)
+
+
 def _selection(spec: GateSpec) -> dict:
-    """Validation deltas against the baseline, from both runs' metrics/eval.json."""
+    """Validation deltas against the baseline, from both runs' metrics/scores.json."""
     snapshot = _baseline(spec, required=False)
     result: dict = {
         "stage": SELECTION,
@@ -505,7 +528,7 @@ def _selection(spec: GateSpec) -> dict:
             "decision": "no_baseline",
             "reason": f"baseline {spec.baseline!r} of {SPEC} is not a git revision here (no tag "
             "yet, or a queued experiment's copy, which carries no tags); validation deltas are "
-            "left to `avgate promote`, which reads them from `dvc exp show`",
+            "left to `avgate promote`, which reads them from each experiment's metrics/scores.json",
         }
     else:
         try:
@@ -513,8 +536,8 @@ def _selection(spec: GateSpec) -> dict:
                 spec.selection,
                 spec.primary_metric,
                 spec.direction,
-                snapshot.read_json(str(EVAL_METRICS)),
-                read_json(EVAL_METRICS),
+                snapshot.read_json(str(SCORES)),
+                read_json(SCORES),
             )
         except (UnpairedError, RevisionError) as error:
             raise StageError(f"gate selection: {error}") from None
@@ -522,15 +545,12 @@ def _selection(spec: GateSpec) -> dict:
             "decision": "compared",
             "baseline": {"revision": snapshot.rev, "commit": snapshot.commit},
             **row,
+            "interval": _interval({}, np.asarray(row["deltas"])),
         }
-    write_json(GATE_METRICS, result)
+    write_result(result)
     with atomic_path(GATE_REPORT) as tmp:
         tmp.write_text(_selection_markdown(result))
-    rows = [
-        {"seed": f"seed{s}", "delta": d, "low": None, "high": None}
-        for s, d in zip(result.get("seeds", []), result.get("deltas", []), strict=True)
-    ]
-    write_csv(pd.DataFrame(rows, columns=["seed", "delta", "low", "high"]), GATE_PLOT)
+    write_csv(_plot_rows(result), GATE_PLOT)
     return result
 
 
@@ -553,4 +573,9 @@ def _selection_markdown(result: dict) -> str:
         strict=True,
     ):
         lines.append(f"| {s} | {b:.4f} | {c:.4f} | {d:+.4f} |")
+    interval = result["interval"]
+    if interval:
+        lines += ["", f"{interval['confidence']:.0%} {interval['method']}: "
+                      f"[{interval['low']:+.4f}, {interval['high']:+.4f}] (descriptive: selection "
+                      "makes no claim; the test stages of gates.yaml do)"]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
 """`ingest`: probe and decode every media file; write the manifest, the segment table, the
 preflight report and its plot data.
 
-Files that fail to decode stay in the manifest with `status` giving the reason; the stage fails
-only when the share of usable files drops below `ingest.min_ok_fraction`, after writing its
+Files that fail to decode stay in the manifest with `status` giving the reason, and source lines
+an adapter cannot use are reported with their line number; the stage fails only when the share
+of usable files, or of kept lines, drops below `ingest.min_ok_fraction`, after writing its
 report. Nothing under data/raw is ever written.
 """
 
@@ -76,6 +77,19 @@ def build_segments(manifest: pd.DataFrame, background: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["clip_id", "t", "label"])
 
 
+def refuse_rejected_lines(summary: dict, min_ok_fraction: float) -> None:
+    """StageError when the adapter left out too many source lines for `min_ok_fraction`."""
+    if summary["records_kept_fraction"] >= min_ok_fraction:
+        return
+    rejected = summary["rejected_lines"]
+    listing = "\n".join(f"  {r['file']}:{r['line']}: {r['reason']}" for r in rejected[:20])
+    raise StageError(
+        f"{len(rejected)} source line(s) left out, {summary['n_files']} kept "
+        f"({summary['records_kept_fraction']:.1%} < ingest.min_ok_fraction "
+        f"{min_ok_fraction:.1%}); fix these lines (full list in {REPORT}):\n{listing}"
+    )
+
+
 def run(params: Params) -> dict:
     """Ingest `data/raw/<data.name>` into `data/interim/<data.name>`; return the report."""
     with recorded("ingest"):
@@ -98,7 +112,7 @@ def _ingest(params: Params) -> dict:
     manifest = build_manifest(records.frame, p.duration_tolerance_s, p.workers)
     summary = preflight.report(
         manifest, p.min_ok_fraction, p.imbalance_warning_ratio, p.duration_tolerance_s,
-        records.warnings,
+        records.warnings, records.rejected,
     )  # fmt: skip
     write_json(REPORT, summary)
     ok = manifest[manifest["status"] == "ok"]
@@ -106,6 +120,7 @@ def _ingest(params: Params) -> dict:
     balance = summary["label_counts"]
     write_csv(pd.DataFrame({"label": list(balance), "clips": list(balance.values())}),
               PLOTS / "class_balance.csv")  # fmt: skip
+    refuse_rejected_lines(summary, p.min_ok_fraction)
     if summary["ok_fraction"] < p.min_ok_fraction:
         listing = "\n".join(f"  {f['reason']}" for f in summary["failures"][:20])
         raise StageError(

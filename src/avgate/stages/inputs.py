@@ -11,14 +11,17 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from avgate.config import Params
-from avgate.models.fused import Block
 from avgate.scoring import logits_of
 from avgate.stages import StageError
+
+if TYPE_CHECKING:  # torch loads with the models: the gate, which reads only files, skips it
+    from avgate.models.fused import Block
 
 SPLITS = ("train", "val", "test")
 EVAL_SPLITS = ("val", "test")
@@ -109,6 +112,8 @@ def modality_columns(params: Params) -> dict[str, np.ndarray]:
 
 def encoder_blocks(params: Params) -> list[Block]:
     """Each encoder's columns in the model input, with its modality and layer layout."""
+    from avgate.models.fused import Block
+
     metas = [
         json.loads((embedding_dir(n) / "meta.json").read_text()) for n in params.embed.encoders
     ]

@@ -1,4 +1,4 @@
-"""`train@<seed>` and `evaluate@<seed>` with `train.finetune: lora`: LoRA adapters on the
+"""Training and evaluation of one seed with `train.finetune: lora`: LoRA adapters on the
 pretrained audio encoder of `embed.<train.lora.encoder>`, trained end to end from the raw audio.
 
 Every clip is cut into 1-s windows at the feature extractor's sampling rate and prepared by that
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -33,8 +34,10 @@ import pandas as pd
 import torch
 from dvclive import Live
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 from transformers import AutoFeatureExtractor, PreTrainedModel
 
+from avgate import disk
 from avgate.config import PARAMS_FILE, ConfigError, Params
 from avgate.encoders.hf_audio import (
     audio_share,
@@ -43,9 +46,9 @@ from avgate.encoders.hf_audio import (
     versions,
     weights_identity,
 )
-from avgate.files import atomic_dir, atomic_path, read_json, write_json
+from avgate.files import atomic_dir, read_json, write_json
 from avgate.media import decode_audio, seconds_in
-from avgate.models.fit import SELECTION_METRICS, pin_determinism
+from avgate.models.fit import SELECTION_METRICS, load_state, pin_determinism
 from avgate.models.lora import (
     AudioClassifier,
     check_forward_equivalence,
@@ -64,7 +67,7 @@ from avgate.models.lora import (
 from avgate.stages import StageError
 from avgate.stages.inputs import DESCRIPTION, live_dir, model_dir, second_labels, usable_clips
 from avgate.stages.profile import recorded
-from avgate.stages.train import encode
+from avgate.stages.train import encode, finite_or_none
 
 ADAPTER = "adapter"  # models/seed<seed>/adapter: what `save_adapter` writes
 CHECKPOINTS = Path("data/checkpoints/train")
@@ -321,8 +324,9 @@ def save_progress(
     """Checkpoint (`last.pt`) and progress (`progress.pt`) after an epoch, each atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     save_checkpoint(folder / LAST, model, optimizer, progress.epoch, generator)
-    with atomic_path(folder / PROGRESS) as tmp:
-        torch.save(vars(progress), tmp)
+    buffer = io.BytesIO()
+    torch.save(vars(progress), buffer)
+    disk.write_bytes(folder / PROGRESS, buffer.getbuffer(), "the LoRA training progress")
 
 
 def resume(
@@ -333,14 +337,19 @@ def resume(
     generator: torch.Generator,
 ) -> Progress:
     """The progress of the checkpoint in `folder`, restored into model, optimizer and RNGs, if
-    its fingerprint is `key`; otherwise the folder is removed and the progress is fresh."""
+    its fingerprint is `key`; otherwise the folder is removed and the progress is fresh. Both
+    files load weights-only: one holding anything else is named in a warning and discarded."""
     last, saved = folder / LAST, folder / PROGRESS
     if last.exists() and saved.exists():
-        progress = Progress(**torch.load(saved, weights_only=True))
-        epoch = torch.load(last, weights_only=True)["epoch"]
-        if progress.fingerprint == key and epoch == progress.epoch:
+        state, checkpoint = load_state(saved), load_state(last)
+        if (
+            state is not None
+            and checkpoint is not None
+            and state.get("fingerprint") == key
+            and checkpoint.get("epoch") == state.get("epoch")
+        ):
             load_checkpoint(last, model, optimizer, generator)
-            return progress
+            return Progress(**state)
     shutil.rmtree(folder, ignore_errors=True)
     return Progress(key)
 
@@ -373,17 +382,21 @@ def train_epoch(
     generator: torch.Generator,
     params: Params,
     device: torch.device,
+    desc: str = "lora",
 ) -> tuple[float, int]:
     """One pass over the clips in an order drawn from `generator`: mean loss per window, and
-    the number of windows."""
+    the number of windows. A bar over the batches shows on a terminal (none in a log)."""
     lora = params.train.lora
     order = torch.randperm(len(dataset), generator=generator).tolist()
     sizes: list[int] = []
+    batches = math.ceil(len(dataset) / lora.batch_clips)
 
     def counted() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x, y in loader(dataset, lora.batch_clips, params.embed.workers, order):
-            sizes.append(len(y))
-            yield x, y
+        with tqdm(total=batches, desc=desc, unit="batch", disable=None, leave=False) as bar:
+            for x, y in loader(dataset, lora.batch_clips, params.embed.workers, order):
+                sizes.append(len(y))
+                yield x, y
+                bar.update()
 
     losses = train_steps(model, counted(), optimizer, lora.accumulate, lora.amp, device)
     return float(np.dot(losses, sizes) / sum(sizes)), sum(sizes)
@@ -416,7 +429,8 @@ def fit_epochs(
         for logs in progress.history:  # a resumed run's log equals an uninterrupted run's
             log_epoch(live, logs)
         for _ in range(progress.epoch, params.train.lora.epochs):
-            train_loss, n = train_epoch(model, data[0], optimizer, generator, params, device)
+            desc = f"lora seed {seed} epoch {len(progress.history) + 1}/{params.train.lora.epochs}"
+            train_loss, n = train_epoch(model, data[0], optimizer, generator, params, device, desc)
             val_loss, val_accuracy = validate(model, data[1], params, device)
             logs = {"train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy}
             log_epoch(live, logs)
@@ -484,10 +498,10 @@ def describe(
         "amp": lora.amp,
         "seed": seed,
         "best_epoch": progress.best_epoch,
-        "best_val_loss": progress.best_val_loss,
+        "best_val_loss": finite_or_none(progress.best_val_loss),
         "epochs_run": progress.epoch,
         "selection_metric": metric,
-        "best_selection_value": SELECTION_METRICS[metric] * progress.best_value,
+        "best_selection_value": finite_or_none(SELECTION_METRICS[metric] * progress.best_value),
         "trainable_parameters": counts["trainable"],
         "total_parameters": counts["total"],
         "adapter_parameters": counts["adapter"],

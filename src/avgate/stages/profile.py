@@ -23,26 +23,31 @@ def profile_path(stage: str) -> Path:
     return PROFILES / f"{stage}.json"
 
 
-def peak_rss_mib() -> float:
-    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident memory so far, in MiB (Linux reports KiB), of this process or, with
+    RUSAGE_CHILDREN, of its largest child that has ended (DataLoader and pool workers)."""
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 @contextmanager
 def recorded(stage: str) -> Iterator[dict]:
     """Time the block and write {stage, seconds, peak_rss_mib, ...extras} when it succeeds.
 
-    The yielded dict takes extra facts (e.g. clips/s) to store with the timing.
+    `peak_rss_mib` is the larger of this process's peak and its largest ended child's
+    (`peak_rss_children_mib`): a worker may hold more than the process that starts it. The
+    yielded dict takes extra facts (e.g. clips/s) to store with the timing.
     """
     extras: dict = {}
     started = time.perf_counter()
     yield extras
     seconds = time.perf_counter() - started
-    memory = round(peak_rss_mib(), 1)
+    children = round(peak_rss_mib(resource.RUSAGE_CHILDREN), 1)
+    memory = max(round(peak_rss_mib(), 1), children)
     machine = {"machine": platform.machine(), "processor": platform.processor(),
                "cpus": os.cpu_count()}  # fmt: skip
     write_json(profile_path(stage), {"stage": stage, "seconds": round(seconds, 3),
-                                     "peak_rss_mib": memory, **extras, **machine})  # fmt: skip
+                                     "peak_rss_mib": memory, "peak_rss_children_mib": children,
+                                     **extras, **machine})  # fmt: skip
 
 
 def read_all(root: Path = PROFILES) -> list[dict]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from avgate import report
 from avgate.files import atomic_path, read_json
-from avgate.stages.summarize import DIAGNOSTICS, EFFICIENCY, EVAL_METRICS
+from avgate.stages.summarize import DIAGNOSTICS, EFFICIENCY, SCORES
 
 OUT = Path("reports/report.md")
 PLOTS = Path("reports/plots")
@@ -36,8 +36,8 @@ def plots_diff(rev: str, out: Path) -> str | None:
 def run(rev: str, out: Path = OUT, plots: Path = PLOTS) -> Path:
     """Write the report of the workspace against `rev`; return its path."""
     text = report.render(
-        read_json(EVAL_METRICS),
-        metrics_at(rev, EVAL_METRICS),
+        read_json(SCORES),
+        metrics_at(rev, SCORES),
         rev,
         read_json(DIAGNOSTICS),
         read_json(EFFICIENCY),

@@ -2,7 +2,7 @@
 
 Every param, hashes of the manifest and the splits, each encoder's identity (weights and
 settings), the seeds, the package versions and the CPU kernels pinned for reproducibility.
-Written by `summarize` to reports/run_card.json, which git tracks: so it holds nothing that
+Written by the `train` stage to reports/run_card.json, which git tracks: so it holds nothing that
 changes from one run or machine to the next (the commit that holds it is its revision; the
 machine and timings of a run are in data/profiles/).
 """

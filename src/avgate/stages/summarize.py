@@ -1,5 +1,6 @@
-"""`summarize`: mean, std and per-seed values of every validation metric, diagnostics, the
-parameter count, the run card, and the plot data for `dvc plots`.
+"""Summary of every seed (the end of the `train` stage): mean, std and per-seed values of every
+validation metric, diagnostics, the parameter count, the run card, and the plot data for
+`dvc plots`.
 
 `std` is the sample standard deviation over seeds (ddof=1; 0 with a single seed). Seeds come from
 `train.seeds`, never from whatever folders happen to exist. Everything here is validation: the
@@ -28,7 +29,8 @@ from avgate.stages.inputs import (
     predictions_dir,
 )
 
-EVAL_METRICS = Path("metrics/eval.json")
+EVAL_METRICS = Path("metrics/eval.json")  # the headline `dvc exp show` lists (`metrics:`)
+SCORES = Path("metrics/scores.json")  # every metric, per seed: read by the gate and reports
 DIAGNOSTICS = Path("metrics/diagnostics.json")
 EFFICIENCY = Path("metrics/efficiency.json")
 RUN_CARD = Path("reports/run_card.json")
@@ -46,7 +48,7 @@ def spread(values: list[float]) -> dict:
 
 
 def aggregate(per_seed: dict[int, dict], primary: str) -> dict:
-    """metrics/eval.json from the per-seed metrics files; undefined metrics are left out."""
+    """metrics/scores.json from the per-seed metrics files; undefined metrics are left out."""
     seeds = sorted(per_seed)
     first = per_seed[seeds[0]]
     summary: dict = {"primary_metric": primary, "n_seeds": len(seeds), "seeds": seeds}
@@ -82,6 +84,26 @@ def aggregate(per_seed: dict[int, dict], primary: str) -> dict:
         },
     }
     return summary
+
+
+def headline(summary: dict) -> dict:
+    """metrics/eval.json: what `dvc exp show` lists, narrow enough for a 120-column terminal: the
+    primary metric's validation mean over seeds, its sample standard deviation over seeds
+    (`seed_sd`), its margin over the majority class (`vs_majority`), and the uncalibrated
+    validation ECE (everything else is in metrics/scores.json).
+
+    >>> headline({"primary_metric": "acc", "val": {"acc": {"mean": 0.9, "std": 0.01}},
+    ...           "margin_over_majority": {"val": 0.4},
+    ...           "calibration_val": {"ece": {"before": {"mean": 0.05}}}})
+    {'acc': 0.9, 'seed_sd': 0.01, 'vs_majority': 0.4, 'ece': 0.05}
+    """
+    primary = summary["primary_metric"]
+    return {
+        primary: summary[SPLIT][primary]["mean"],
+        "seed_sd": summary[SPLIT][primary]["std"],
+        "vs_majority": summary["margin_over_majority"][SPLIT],
+        "ece": summary[f"calibration_{SPLIT}"]["ece"]["before"]["mean"],
+    }
 
 
 def mean_of(dicts: list[dict]) -> dict:
@@ -177,6 +199,14 @@ def seed_scores(per_seed: dict[int, dict], primary: str) -> pd.DataFrame:
     )
 
 
+def efficiency_rows(per_seed: dict[int, dict], primary: str, trainable: int) -> pd.DataFrame:
+    """One row per seed: the trainable parameter count and the primary metric on validation, so
+    that `dvc plots diff` over experiments shows each run's seeds, and their spread, at its size."""
+    rows = seed_scores(per_seed, primary)
+    rows.insert(1, "trainable_parameters", trainable)
+    return rows
+
+
 def confusion_rows(tables: list[pd.DataFrame], seeds: list[int]) -> pd.DataFrame:
     """Validation (actual, predicted) pairs of every seed, for DVC's confusion template."""
     return pd.concat(
@@ -230,7 +260,8 @@ def run(params: Params) -> dict:
     cost = efficiency(per_seed, summary[SPLIT][primary]["mean"])
     summary["trainable_parameters"] = cost["trainable_parameters"]
     summary["ids_sha256"] = split_ids(seeds)
-    write_json(EVAL_METRICS, summary)
+    write_json(SCORES, summary)
+    write_json(EVAL_METRICS, headline(summary))
     tables = held_out_tables(params)
     write_json(DIAGNOSTICS, diagnostics_report(per_seed, tables))
     write_json(EFFICIENCY, cost)
@@ -244,8 +275,6 @@ def run(params: Params) -> dict:
     ):
         write_csv(reliability_rows(per_seed, which), PLOTS / f"reliability_{name}.csv")
     write_csv(
-        pd.DataFrame({"trainable_parameters": [cost["trainable_parameters"]],
-                      f"primary_{SPLIT}_mean": [cost[f"primary_{SPLIT}_mean"]]}),
-        PLOTS / "efficiency.csv",
-    )  # fmt: skip
+        efficiency_rows(per_seed, primary, cost["trainable_parameters"]), PLOTS / "efficiency.csv"
+    )
     return summary

@@ -1,6 +1,7 @@
-"""`train@<seed>`: an MLP head on the fused embeddings, early-stopped on validation loss.
+"""Training of one seed (run by the `train` stage): an MLP head on the fused embeddings,
+early-stopped on validation loss.
 
-Logs every epoch with dvclive (dvcyaml=False, so matrix stages do not rewrite dvc.yaml) and saves
+Logs every epoch with dvclive (dvcyaml=False: the stage must not rewrite dvc.yaml) and saves
 the best weights as safetensors next to a JSON description of the head.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import time
 from collections import Counter
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 from dvclive import Live
 from safetensors.torch import save_file
+from tqdm import tqdm
 
 from avgate.config import Params
 from avgate.files import atomic_dir, write_json
@@ -28,6 +31,7 @@ from avgate.stages import StageError
 from avgate.stages.inputs import (
     DESCRIPTION,
     WEIGHTS,
+    Examples,
     encoder_blocks,
     examples,
     live_dir,
@@ -70,6 +74,12 @@ def run(params: Params, seed: int) -> dict:
         from avgate.stages import lora_train  # it imports this module; peft only when needed
 
         return lora_train.train(params, seed)
+    # timings go to data/profiles: models/ and the dvclive log stay reproducible
+    with recorded(f"train/seed{seed}") as profile:
+        return _train_head(params, seed, profile)
+
+
+def _train_head(params: Params, seed: int, profile: dict) -> dict:
     pin_determinism(seed, params.train.num_threads)
     train, val = examples(params, "train"), examples(params, "val")
     classes = sorted(set(train.labels))
@@ -81,24 +91,31 @@ def run(params: Params, seed: int) -> dict:
     config = FitConfig(
         p.lr, p.weight_decay, p.batch_size, p.max_epochs, p.patience, seed, p.selection_metric
     )
-    with Live(str(live_dir(seed)), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+    live = Live(str(live_dir(seed)), dvcyaml=False, save_dvc_exp=False, report=None)
+    bar = epoch_bar(seed, p.max_epochs)
+    with live, bar:
 
         def log(epoch: int, logs: dict[str, float]) -> None:
             for name, value in logs.items():
                 live.log_metric(name, value)
             live.next_step()
-
-        # timings go to data/profiles: models/ and the dvclive log stay reproducible
-        with recorded(f"train/seed{seed}") as profile:
-            started = time.perf_counter()
-            checkpoint = Checkpointing(
-                checkpoint_path(seed), fingerprint(params, seed, classes, (x, y), (xv, yv))
+            bar.update()
+            bar.set_postfix(
+                loss=f"{logs['train_loss']:.3f}",
+                val_loss=f"{logs['val_loss']:.3f}",
+                val_acc=f"{logs['val_accuracy']:.3f}",
             )
-            result = fit(model, (x, y), (xv, yv), config, on_epoch=log, checkpoint=checkpoint)
-            seconds = time.perf_counter() - started
-            ran = result.epochs_run - result.resumed_from_epoch
-            profile["samples_per_s"] = round(len(x) * ran / seconds, 1)
-            profile["resumed_from_epoch"] = result.resumed_from_epoch
+
+        started = time.perf_counter()
+        checkpoint = Checkpointing(
+            checkpoint_path(seed), fingerprint(params, seed, classes, (x, y), (xv, yv))
+        )
+        names = row_names(train), row_names(val)
+        result = fit(model, (x, y), (xv, yv), config, log, checkpoint, names)
+        seconds = time.perf_counter() - started
+        ran = result.epochs_run - result.resumed_from_epoch
+        profile["samples_per_s"] = round(len(x) * ran / seconds, 1)
+        profile["resumed_from_epoch"] = result.resumed_from_epoch
         live.summary["best_epoch"] = result.best_epoch
     description = {
         "kind": params.task.kind,
@@ -112,9 +129,9 @@ def run(params: Params, seed: int) -> dict:
         "seed": seed,
         "train_label_counts": dict(sorted(Counter(train.labels.tolist()).items())),
         "best_epoch": result.best_epoch,
-        "best_val_loss": result.best_val_loss,
+        "best_val_loss": finite_or_none(result.best_val_loss),
         "selection_metric": p.selection_metric,
-        "best_selection_value": result.best_selection_value,
+        "best_selection_value": finite_or_none(result.best_selection_value),
         "epochs_run": result.epochs_run,
         "trainable_parameters": sum(t.numel() for t in model.parameters() if t.requires_grad),
         "total_parameters": sum(t.numel() for t in model.parameters()),
@@ -124,6 +141,26 @@ def run(params: Params, seed: int) -> dict:
         write_json(tmp / DESCRIPTION, description)
     shutil.rmtree(checkpoint_path(seed).parent, ignore_errors=True)
     return description
+
+
+def row_names(data: Examples) -> list[str]:
+    """A name for each row of `data`: its clip id, with `@<t>s` for a second of an event task."""
+    clips = data.index["clip_id"].astype(str)
+    if "t" in data.index:
+        return (clips + "@" + data.index["t"].astype(str) + "s").tolist()
+    return clips.tolist()
+
+
+def finite_or_none(value: float) -> float | None:
+    """`value`, or None (JSON null) when no epoch ran and it is still infinite."""
+    return value if math.isfinite(value) else None
+
+
+def epoch_bar(seed: int, max_epochs: int) -> tqdm:
+    """A bar over the epochs of one seed on a terminal (the ETA assumes no early stop); nothing
+    in a log without a TTY, where the stage prints one line per seed instead."""
+    return tqdm(total=max_epochs, desc=f"train seed {seed}", unit="epoch", disable=None,
+                leave=False, dynamic_ncols=True)  # fmt: skip
 
 
 def checkpoint_path(seed: int) -> Path:

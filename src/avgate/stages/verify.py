@@ -29,7 +29,7 @@ from avgate.stages import StageError
 from avgate.stages.gate import GATE_REPORT, LEDGER, PARAMS, SPEC, Side, recompute
 
 NOTE = re.compile(r"gate report \S+ sha256 ([0-9a-f]{64})")
-FETCHED = ("ingest", "evaluate")  # the stages whose outputs a look reads: labels, test logits
+FETCHED = ("ingest", "train")  # the stages whose outputs a look reads: labels, test logits
 
 
 def note_sha256(note: str) -> str | None:
