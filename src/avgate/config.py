@@ -371,7 +371,9 @@ class TrainParams:
     hidden: int = param(128, "hidden units of the mlp head", bound(">= 1"))
     dropout: float = param(0.2, "dropout in the head", bound("[0, 1)"))
     lr: float = param(0.001, "learning rate of the head", bound("> 0"))
-    weight_decay: float = param(0.0001, "AdamW weight decay", bound(">= 0"))
+    weight_decay: float = param(
+        0.0001, "Adam weight decay of the head (an L2 term in the gradient)", bound(">= 0")
+    )
     batch_size: int = param(64, "rows per optimiser step", bound(">= 1"))
     max_epochs: int = param(100, "epochs at most", bound(">= 1"))
     patience: int = param(10, "stop after this many epochs without improvement", bound(">= 1"))
