@@ -282,7 +282,14 @@ def cross_fitted_report(
             f"{', '.join(f'{t:.3g}' for t in temperatures)})"
         )
         return _no_scaling(before, y, n_bins, why) | {"fold_temperatures": temperatures}
-    return report | {"kept_temperature": fit_temperature(logits, y), "reason": "held-out NLL fell"}
+    why = f"held-out NLL fell from {report['before']['nll']:.4f} to {report['after']['nll']:.4f}"
+    if report["after"]["ece"] > report["before"]["ece"]:
+        why += (
+            f"; held-out ECE rose from {report['before']['ece']:.4f} to "
+            f"{report['after']['ece']:.4f} ({len(y)} rows in {n_bins} equal-width bins: a noisy "
+            "score; NLL, a proper scoring rule, decides)"
+        )
+    return report | {"kept_temperature": fit_temperature(logits, y), "reason": why}
 
 
 def _no_scaling(before: np.ndarray, y: np.ndarray, n_bins: int, why: str) -> dict:

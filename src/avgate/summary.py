@@ -4,6 +4,7 @@ and the gate, each line at most 100 characters (the files hold the rest).
 >>> lines = render({"primary_metric": "accuracy", "n_seeds": 3, "val": {"accuracy": {"mean":
 ...     0.9, "std": 0.01}}, "majority_baseline": {"val": {"accuracy": 0.5}},
 ...     "calibration_val": {"ece": {"before": {"mean": 0.05}, "after": {"mean": 0.05}},
+...     "nll": {"before": {"mean": 0.3}, "after": {"mean": 0.3}},
 ...     "reasons": {"seed0": "T = 1 kept: x"}}}, {"verdict": "no leakage"}, None)
 >>> lines[1]
 'val accuracy 0.9000 ± 0.0100 (mean ± sample std over 3 seeds); majority class 0.5000'
@@ -27,9 +28,8 @@ def render(evaluation: dict, leakage: dict | None, gate: dict | None) -> list[st
         "== avgate: validation only; the test split stays sealed until a gate look ==",
         f"val {primary} {val['mean']:.4f} ± {val['std']:.4f} (mean ± sample std over "
         f"{evaluation['n_seeds']} seeds); majority class {majority:.4f}",
-        f"val ECE {calibration['ece']['before']['mean']:.4f} before, "
-        f"{calibration['ece']['after']['mean']:.4f} after cross-fitted temperature scaling "
-        f"(T = 1 kept on {kept} of {len(calibration['reasons'])} seeds)",
+        f"val ECE {_change(calibration['ece'])}, NLL {_change(calibration['nll'])} after "
+        f"cross-fitted scaling (T = 1 on {kept} of {len(calibration['reasons'])} seeds)",
     ]
     if leakage:
         lines += _wrapped(f"split: {leakage['verdict']}")
@@ -40,6 +40,10 @@ def render(evaluation: dict, leakage: dict | None, gate: dict | None) -> list[st
         "next: dvc exp run -S train.lr=0.003; dvc exp show --only-changed; avgate plan check",
     ]
     return lines[:15]
+
+
+def _change(score: dict) -> str:
+    return f"{score['before']['mean']:.4f} -> {score['after']['mean']:.4f}"
 
 
 def _gate_line(gate: dict) -> str:
