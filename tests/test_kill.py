@@ -94,18 +94,18 @@ def test_killed_train_resumes_from_its_checkpoint_to_the_same_bytes(project):
         project, {"train": {"seeds": [0], "max_epochs": 300, "patience": 300, "batch_size": 8}}
     )
     run_until_train(params)
-    assert avgate(project, "train", "--seed", "0").wait() == 0
+    assert avgate(project, "train").wait() == 0
     expected = snapshot(project / "models/seed0"), snapshot(project / "dvclive/train/seed0")
     for folder in ("models", "dvclive"):
         shutil.rmtree(project / folder)
     checkpoint = project / "data/checkpoints/train/seed0/head.pt"
     for epochs in (1, 20, 60):  # killed once the checkpoint holds this many epochs
-        process = avgate(project, "train", "--seed", "0")
+        process = avgate(project, "train")
         wait_for(lambda n=epochs: epochs_saved(checkpoint) >= n, process)
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert not (project / "models/seed0").exists()  # nothing half-written is visible
-    assert avgate(project, "train", "--seed", "0").wait() == 0
+    assert avgate(project, "train").wait() == 0
     profile = json.loads((project / "data/profiles/train/seed0.json").read_text())
     assert profile["resumed_from_epoch"] > 0 and not checkpoint.exists()
     got = snapshot(project / "models/seed0"), snapshot(project / "dvclive/train/seed0")
