@@ -91,10 +91,9 @@ def _audit(args: argparse.Namespace, params: Params) -> None:
     summary = audit_embeddings.run(params)
     found = summary["group_from_embedding"]
     pairs = {k: v["pairs"] for k, v in summary["near_duplicates"].items() if "|" in k}
-    print(
-        f"audit: near-duplicate pairs across splits {pairs}; group from embedding accuracy "
-        f"{found.get('accuracy')} (chance {found.get('chance')})"
-    )
+    accuracy, chance = found.get("accuracy"), found.get("chance")
+    group = "not measured" if accuracy is None else f"{accuracy:.3f} (chance {chance:.3f})"
+    print(f"audit: near-duplicate pairs across splits {pairs}; group from embedding {group}")
 
 
 def _train(args: argparse.Namespace, params: Params) -> None:
@@ -149,7 +148,7 @@ def _gate(args: argparse.Namespace, params: Params) -> None:
 
     result = gate.run(params)
     if result["decision"] == "no_baseline":
-        print(f"gate selection: no baseline: {result['reason']}")
+        print(f"gate selection: no baseline yet ({gate.GATE_REPORT} says why and what to do)")
     elif result["stage"] == gate.SELECTION:
         print(
             f"gate selection: mean {result['split']} delta {result['mean_delta']:+.4f} against "

@@ -527,8 +527,9 @@ def _selection(spec: GateSpec) -> dict:
         result |= {
             "decision": "no_baseline",
             "reason": f"baseline {spec.baseline!r} of {SPEC} is not a git revision here (no tag "
-            "yet, or a queued experiment's copy, which carries no tags); validation deltas are "
-            "left to `avgate promote`, which reads them from each experiment's metrics/scores.json",
+            "yet, or a queued experiment's copy, which carries no tags); tag the baseline's "
+            f"commit (`git tag -a {spec.baseline} -m baseline`) and each later run is compared "
+            "with it here; `avgate promote` reads every experiment's metrics/scores.json itself",
         }
     else:
         try:
