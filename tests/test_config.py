@@ -4,7 +4,14 @@ import sys
 import pytest
 import yaml
 
-from avgate.config import METRICS_BY_KIND, ConfigError, Params, declared, params_table_markdown
+from avgate.config import (
+    EVENTNESS_METHODS,
+    METRICS_BY_KIND,
+    ConfigError,
+    Params,
+    declared,
+    params_table_markdown,
+)
 from tests.scratch import REPO
 
 
@@ -76,6 +83,8 @@ def test_every_key_of_the_repo_params_is_declared_and_every_declared_key_is_ther
             key = prefix + name
             if prefix == "embed." and isinstance(value, dict) and "encoder" in value:  # a model
                 found.add(prefix + "<name>")
+            elif prefix == "eventness." and name in EVENTNESS_METHODS:  # a method's options
+                found.add(prefix + "<method>")
             elif isinstance(value, dict) and value:
                 found |= keys(value, key + ".")
             else:

@@ -96,6 +96,23 @@ def _audit(args: argparse.Namespace, params: Params) -> None:
     print(f"audit: near-duplicate pairs across splits {pairs}; group from embedding {group}")
 
 
+def _eventness(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import eventness
+
+    summary = eventness.run(params)
+    val = summary["val"]
+    if val is None:
+        print(f"eventness {summary['method']}: scores written; {summary['reason']}")
+        return
+    rates = {k: "n/a" if val[k] is None else f"{val[k]:.3f}"
+             for k in ("auc", "top1_hit_rate", "topk_hit_rate")}  # fmt: skip
+    print(
+        f"eventness {summary['method']}: val AUC {rates['auc']}, top-1 hit rate "
+        f"{rates['top1_hit_rate']}, top-k hit rate {rates['topk_hit_rate']} "
+        f"over {val['clips']} clips with an event"
+    )
+
+
 def _train(args: argparse.Namespace, params: Params) -> None:
     from avgate.stages import train_all
 
@@ -217,6 +234,7 @@ def parser() -> argparse.ArgumentParser:
         "--encoder", required=True, help="a name listed in embed.encoders"
     )
     add("audit", _audit, "near-duplicates across splits and group predictability")
+    add("eventness", _eventness, "score how eventful each second is; quality on validation")
     add("train", _train, "train and evaluate every seed; write metrics/, plots/, models/")
     add("summary", _summary, "the headline of the last run in a few short lines")
     add("profiles", _profiles, "wall time and peak memory of the last run of each stage")

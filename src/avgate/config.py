@@ -142,6 +142,9 @@ TASK_KINDS = ("event", "clip")
 FORMATS = ("ave", "esc50", "fsdd", "folder", "csv")
 SPLIT_METHODS = ("group", "predefined", "intra_group", "random")
 RARE_LABEL_POLICIES = ("fail", "drop", "train_only")
+# The methods avgate.eventness registers (named here so that this module never imports torch;
+# tests/test_eventness_stage.py checks that the two agree).
+EVENTNESS_METHODS = ("energy", "audio_head", "av_agreement", "mil")
 METRICS_BY_KIND: dict[str, tuple[str, ...]] = {  # the scores avgate.metrics computes per kind
     "event": ("segment_accuracy", "balanced_accuracy", "macro_f1", "macro_roc_auc", "map",
               "d_prime"),
@@ -329,6 +332,35 @@ class EmbedParams:
 
 
 @dataclass(frozen=True)
+class EventnessParams:
+    method: str = param(
+        "energy",
+        "the Stage-1 method scoring how eventful each second is (docs/pipeline.md)",
+        one_of(*EVENTNESS_METHODS),
+    )
+    audio_encoder: str = param(
+        "logmel",
+        "the name in `embed.encoders` whose per-second rows are the audio features",
+        NOT_EMPTY,
+    )
+    visual_encoder: str = param(
+        "frames",
+        "the name in `embed.encoders` whose rows are the visual features (methods that read "
+        "them: `av_agreement`)",
+        NOT_EMPTY,
+    )
+    seed: int = param(
+        0, "seed of the trained methods' weights, batch order and held-out clips", bound(">= 0")
+    )
+    options: dict = param(
+        {},
+        "a method's options, checked by the eventness stage against its options dataclass in "
+        "src/avgate/eventness/ (unset `energy.columns` on `logmel`: the log-mel means)",
+        key="<method>",
+    )
+
+
+@dataclass(frozen=True)
 class LoraParams:
     encoder: str = param(
         "",
@@ -425,6 +457,7 @@ class Params:
     split: SplitParams = field(default_factory=SplitParams)
     audit: AuditParams = field(default_factory=AuditParams)
     embed: EmbedParams = field(default_factory=EmbedParams)
+    eventness: EventnessParams = field(default_factory=EventnessParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     gate: GateParams = field(default_factory=GateParams)
@@ -518,6 +551,8 @@ def _check(params: Params) -> None:
     _check_primary_metric(params.task.kind, params.evaluate.primary_metric)
     for name in params.embed.encoders:
         _check_encoder_section(params.embed, name)
+    for name, options in params.eventness.options.items():
+        _check_method_section(name, options)
     lora = params.train.lora
     if params.train.finetune == "lora" and lora.encoder not in params.embed.models:
         _fail(
@@ -552,6 +587,34 @@ def _check_encoder_section(embed: EmbedParams, name: str) -> None:
         f"e.g. dvc exp run -S 'embed.encoders=[{','.join(embed.encoders)}]' "
         f"-S '++embed.{name}.encoder=hf-audio:<hub id or folder>' (or hf-vision:<...>, crepe)"
     )
+
+
+def _check_method_section(name: str, options: Any) -> None:
+    """An `eventness.<method>` section is a mapping whose seed, if any, is `eventness.seed`."""
+    if not isinstance(options, dict):
+        _fail(f"eventness.{name}", "must be a mapping of the method's options", options)
+    if "seed" in options:
+        _fail(f"eventness.{name}.seed", "is set by eventness.seed (one seed for every method)",
+              options["seed"])  # fmt: skip
+
+
+def section(cls: type, data: Any, key: str) -> Any:
+    """`data` as `cls`, a dataclass of `param` fields outside `Params` (a plugin's options),
+    checked as params.yaml's own sections are; errors name `key` and its sub-keys.
+
+    >>> @dataclass(frozen=True)
+    ... class Options:
+    ...     k: int = param(1, "how many", bound(">= 1"))
+    >>> section(Options, {"k": 0}, "eventness.energy")
+    Traceback (most recent call last):
+    ...
+    avgate.config.ConfigError: params.yaml: eventness.energy.k must be >= 1 (how many), got 0
+    """
+    path = tuple(key.split("."))
+    built = _build(cls, data, key + ".")
+    for item in declared(cls, path):
+        _check_declared(item, functools.reduce(getattr, item.path[len(path) :], built))
+    return built
 
 
 def _fail(key: str, rule: str, value: Any) -> typing.NoReturn:
@@ -589,6 +652,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     if cls is EmbedParams:
         data = _gather_models(data, names)
+    if cls is EventnessParams:
+        data = _gather_options(data)
     unknown = sorted(set(data) - names)
     if unknown:
         where = prefix.rstrip(".") or "top level"
@@ -604,6 +669,12 @@ def _gather_models(data: dict, names: set[str]) -> dict:
     models = {k: v for k, v in data.items() if k not in names and isinstance(v, dict)
               and "encoder" in v}  # fmt: skip
     return {**{k: v for k, v in data.items() if k not in models}, "models": models}
+
+
+def _gather_options(data: dict) -> dict:
+    """`eventness.<method>` sections (a registered method's options) go to `options`."""
+    options = {k: v for k, v in data.items() if k in EVENTNESS_METHODS}
+    return {**{k: v for k, v in data.items() if k not in options}, "options": options}
 
 
 def _convert(kind: Any, value: Any, key: str) -> Any:
