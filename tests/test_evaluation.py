@@ -108,6 +108,7 @@ def test_summary_writes_diagnostics_efficiency_run_card_and_plots(project):
     card = json.loads((project / "reports/run_card.json").read_text())
     assert "git" not in card and "hardware" not in card  # nothing that changes run to run
     assert card["seeds"] == [0, 1] and card["params"]["train"]["seeds"] == [0, 1]
+    assert not {"gate", "audit", "eventness", "split"} & set(card["params"])  # not train's deps
     assert card["encoders"]["logmel"]["encoder"] == "logmel" and card["packages"]["torch"]
     assert len(card["data"]["manifest_sha256"]) == 64
     for name in ("reliability_uncalibrated", "reliability_calibrated", "efficiency"):

@@ -1,7 +1,8 @@
 """The run card: what produced this experiment's numbers, in one JSON file.
 
-Every param, hashes of the manifest and the splits, each encoder's identity (weights and
-settings), the seeds, the package versions and the CPU kernels pinned for reproducibility.
+The params the train stage depends on, hashes of the manifest and the splits, each encoder's
+identity (weights and settings), the seeds, the package versions and the CPU kernels pinned for
+reproducibility.
 Written by the `train` stage to reports/run_card.json, which git tracks: so it holds nothing that
 changes from one run or machine to the next (the commit that holds it is its revision; the
 machine and timings of a run are in data/profiles/).
@@ -39,6 +40,27 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+def stage_params(raw: dict) -> dict:
+    """The params the `train` stage depends on (dvc.yaml), as written in params.yaml: a section
+    it does not read (gate, audit, eventness) would make the card stale when that section
+    changes, since DVC does not re-run train for it.
+
+    >>> stage_params({"data": {"name": "demo", "format": "ave"}, "gate": {"stage": "x"},
+    ...               "embed": {"encoders": ["logmel"], "dtype": "float32"}, "train": {"lr": 1}})
+    {'data': {'name': 'demo'}, 'embed': {'encoders': ['logmel']}, 'train': {'lr': 1}}
+    """
+    embed = raw.get("embed", {})
+    found = {
+        "data": {"name": raw.get("data", {}).get("name")},
+        "embed": {"encoders": embed.get("encoders")},
+    }
+    lora = raw.get("train", {}).get("lora", {}).get("encoder")
+    if lora in embed:
+        found["embed"][lora] = embed[lora]
+    found |= {key: raw[key] for key in ("task", "train", "evaluate") if key in raw}
+    return found
+
+
 def build(params: Params) -> dict:
     """The run card of the current workspace."""
     encoders = {}
@@ -46,7 +68,7 @@ def build(params: Params) -> dict:
         meta = embedding_dir(name) / "meta.json"
         encoders[name] = json.loads(meta.read_text()) if meta.is_file() else None
     return {
-        "params": yaml.safe_load(Path(PARAMS_FILE).read_text()),
+        "params": stage_params(yaml.safe_load(Path(PARAMS_FILE).read_text())),
         "data": {
             "manifest_sha256": file_sha256(params.data.interim_dir / "manifest.parquet"),
             "splits_sha256": file_sha256(params.data.splits_dir / "splits.parquet"),
