@@ -86,3 +86,15 @@ def project(tmp_path: Path, small_demo: Path, monkeypatch: pytest.MonkeyPatch) -
     write_params(tmp_path, {})
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module, as the stages pin it: small fits on tiny tensors only add
+    synchronisation with more (several times slower on two busy cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -40,13 +40,7 @@ AUDIO_PATTERNS -= AUDIO_PATTERNS.mean(axis=1, keepdims=True)  # the class leaves
 VISUAL_PATTERNS = 1.5 * _patterns.normal(size=(len(CLASSES), VISUAL))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread, as the stages pin it: small fits run faster than on two busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @functools.cache

@@ -56,13 +56,7 @@ NO_DROPOUT = dict(
 SAMPLES, N_CLASSES = 1600, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: more threads only add synchronisation (4x slower on 2 busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def saved(tmp_path_factory, name: str, config) -> Path:
