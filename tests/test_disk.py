@@ -17,7 +17,8 @@ import pytest
 from avgate import disk
 from avgate.cli import main
 from avgate.embedding_store import EmbeddingStore
-from avgate.stages import StageError, ingest, split
+from avgate.errors import StageError
+from avgate.stages import ingest, split
 from tests.conftest import write_params
 
 Usage = namedtuple("Usage", "total used free")

@@ -17,8 +17,9 @@ import yaml
 from avgate import eventness
 from avgate.cli import main
 from avgate.config import EVENTNESS_METHODS, ConfigError
-from avgate.stages import StageError, inputs
+from avgate.errors import StageError
 from avgate.stages import eventness as stage
+from avgate.stages import inputs
 from tests.conftest import run_until_train, write_params
 
 

@@ -24,7 +24,8 @@ from avgate import media
 from avgate.embedding_store import EmbeddingStore
 from avgate.encoders.frames import FramesEncoder
 from avgate.encoders.logmel import LogmelEncoder
-from avgate.stages import StageError, embed
+from avgate.errors import StageError
+from avgate.stages import embed
 from tests.conftest import write_params
 
 IDENTITY = {"encoder": "test"}

@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 from avgate.cli import is_user_error, main
+from avgate.errors import StageError
 from avgate.models.fit import FitConfig, NonFiniteError, fit
 from avgate.models.heads import MLPHead
-from avgate.stages import StageError, ingest
+from avgate.stages import ingest
 from avgate.stages.inputs import Examples
 from avgate.stages.train import finite_or_none, row_names
 from tests import formats, hostile_media

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avgate.stages import StageError, audit_embeddings, embed, ingest, split
+from avgate.errors import StageError
+from avgate.stages import audit_embeddings, embed, ingest, split
 from tests import formats
 from tests.conftest import write_params
 

@@ -21,10 +21,11 @@ from scipy import stats as sps
 from avgate import stats
 from avgate.cli import main
 from avgate.config import Params
+from avgate.errors import StageError
 from avgate.gating import ledger
 from avgate.gating.pairing import UnpairedError
 from avgate.gating.spec import SpecError, load_spec
-from avgate.stages import StageError, evaluate, gate, summarize, verify
+from avgate.stages import evaluate, gate, summarize, verify
 from avgate.stages.inputs import labels_of
 from tests.conftest import run_until_train, train_every_seed, write_params
 from tests.scratch import sh

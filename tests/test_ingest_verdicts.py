@@ -12,7 +12,8 @@ import pytest
 import soundfile
 
 from avgate.cli import main
-from avgate.stages import StageError, ingest
+from avgate.errors import StageError
+from avgate.stages import ingest
 from tests import formats
 from tests.conftest import write_params
 

@@ -16,9 +16,10 @@ from safetensors.torch import load_file
 from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
 
 from avgate.config import ConfigError, Params
+from avgate.errors import StageError
 from avgate.models.lora import EQUIVALENCE_TOLERANCE, TARGET_PRESETS, load_encoder
 from avgate.scoring import predictions_table
-from avgate.stages import StageError, ingest, lora_train, split
+from avgate.stages import ingest, lora_train, split
 from avgate.stages.lora_train import checkpoint_dir, predict, train
 from tests.conftest import write_params
 

@@ -7,8 +7,9 @@ import pytest
 from avgate import audit
 from avgate.cli import main
 from avgate.config import FORMATS, DataParams, Params
+from avgate.errors import StageError
 from avgate.splitting import group_sides
-from avgate.stages import StageError, split
+from avgate.stages import split
 from avgate.stages.split import GROUP_FIXES, check, leakage_report, select_labels
 from tests.conftest import merge, write_params
 

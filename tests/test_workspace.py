@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from avgate import workspace
-from avgate.stages import StageError
+from avgate.errors import StageError
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ USER_ERRORS = frozenset(
         "avgate.config.ConfigError",
         "avgate.datasets.checks.DatasetError",
         "avgate.media.MediaError",
-        "avgate.stages.StageError",
+        "avgate.errors.StageError",
         "avgate.gating.spec.SpecError",
         "avgate.gating.ledger.LedgerError",
         "avgate.gating.pairing.UnpairedError",
@@ -192,7 +192,8 @@ def _ledger_verify(args: argparse.Namespace, params: Params) -> None:
 
 
 def _plan_check(args: argparse.Namespace, params: Params) -> None:
-    from avgate.stages import StageError, plan_check
+    from avgate.errors import StageError
+    from avgate.stages import plan_check
 
     report, lines = plan_check.run(params, args.replications)
     print("\n".join(lines))

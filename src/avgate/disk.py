@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from avgate.stages import StageError
+from avgate.errors import StageError
 
 NPY_HEADER_BYTES = 128  # numpy's .npy header for a 2-D array (padded to 64 bytes; 128 at most)
 FREE_SPACE = "free space on that disk"

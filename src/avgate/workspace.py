@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from avgate.stages import StageError
+from avgate.errors import StageError
 
 RECORD = Path(".dvc/tmp/avgate-experiment.json")
 QUEUE_INSTEAD = "run experiments one at a time, or queue them (`dvc exp run --queue`)"

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from avgate import disk
+from avgate.errors import StageError
 from avgate.numerics import pin_torch
-from avgate.stages import StageError
 
 ROWS_LISTED = 5  # rows an error names before "..."
 

@@ -39,9 +39,9 @@ from avgate import disk, media, numerics
 from avgate.config import Params
 from avgate.embedding_store import EmbeddingStore, Key
 from avgate.encoders import Encoder, build
+from avgate.errors import StageError
 from avgate.files import atomic_dir, write_json, write_parquet
 from avgate.parallel import die_with_parent
-from avgate.stages import StageError
 from avgate.stages.inputs import SPLITS, embedding_dir, usable_clips
 from avgate.stages.profile import recorded
 

@@ -21,9 +21,9 @@ import pandas as pd
 
 from avgate import eventness
 from avgate.config import Params, section
+from avgate.errors import StageError
 from avgate.files import read_json, write_json, write_parquet
 from avgate.models.fit import pin_determinism
-from avgate.stages import StageError
 from avgate.stages.inputs import SPLITS, embedding_dir, second_labels
 from avgate.stages.profile import recorded
 

@@ -27,6 +27,7 @@ from scipy import stats as sps
 
 from avgate import stats
 from avgate.config import Params
+from avgate.errors import StageError
 from avgate.files import atomic_path, read_json, write_csv, write_json
 from avgate.gating import ledger, selection
 from avgate.gating.diagnostics import worsening
@@ -36,7 +37,6 @@ from avgate.gating.revisions import RevisionError, Snapshot, git, resolve
 from avgate.gating.spec import GateSpec, GateStage, check_groups, load_spec
 from avgate.gating.verdict import CI_CONFIDENCE, judge, to_dict
 from avgate.scoring import logits_of, split_scores
-from avgate.stages import StageError
 from avgate.stages.inputs import clip_column, labels_of, predictions_dir
 from avgate.stages.profile import recorded
 from avgate.stages.summarize import SCORES

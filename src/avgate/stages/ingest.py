@@ -17,9 +17,9 @@ import pandas as pd
 from avgate import media, preflight
 from avgate.config import Params
 from avgate.datasets import load_records
+from avgate.errors import StageError
 from avgate.files import sha256_of, write_csv, write_json, write_parquet
 from avgate.parallel import ordered_map
-from avgate.stages import StageError
 from avgate.stages.profile import recorded
 
 REPORT = Path("metrics/ingest.json")

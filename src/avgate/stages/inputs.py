@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from avgate.config import Params
+from avgate.errors import StageError
 from avgate.scoring import logits_of
-from avgate.stages import StageError
 
 if TYPE_CHECKING:  # torch loads with the models: the gate, which reads only files, skips it
     from avgate.models.fused import Block

@@ -46,6 +46,7 @@ from avgate.encoders.hf_audio import (
     versions,
     weights_identity,
 )
+from avgate.errors import StageError
 from avgate.files import atomic_dir, read_json, write_json
 from avgate.media import decode_audio, seconds_in
 from avgate.models.fit import SELECTION_METRICS, load_state, pin_determinism
@@ -64,7 +65,6 @@ from avgate.models.lora import (
     train_steps,
     wrap_lora,
 )
-from avgate.stages import StageError
 from avgate.stages.inputs import DESCRIPTION, live_dir, model_dir, second_labels, usable_clips
 from avgate.stages.profile import recorded
 from avgate.stages.train import encode, finite_or_none

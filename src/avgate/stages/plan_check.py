@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from avgate.config import Params
+from avgate.errors import StageError
 from avgate.gating import power
 from avgate.gating.spec import load_spec
-from avgate.stages import StageError
 from avgate.stages.gate import SPEC
 from avgate.stages.inputs import predicted_labels, predictions_dir
 

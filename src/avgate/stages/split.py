@@ -14,9 +14,9 @@ import pandas as pd
 
 from avgate import audit
 from avgate.config import DataParams, Params
+from avgate.errors import StageError
 from avgate.files import write_json, write_parquet
 from avgate.splitting import MIN_GROUPS, SplitError, assign_splits
-from avgate.stages import StageError
 from avgate.stages.profile import recorded
 
 REPORT = Path("metrics/leakage.json")

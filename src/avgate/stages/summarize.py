@@ -18,9 +18,10 @@ import pandas as pd
 
 from avgate import diagnostics
 from avgate.config import Params
+from avgate.errors import StageError
 from avgate.files import read_json, write_csv, write_json
 from avgate.gating.pairing import ids_sha256
-from avgate.stages import StageError, run_card
+from avgate.stages import run_card
 from avgate.stages.inputs import (
     DESCRIPTION,
     live_dir,

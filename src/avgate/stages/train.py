@@ -23,11 +23,11 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from avgate.config import Params
+from avgate.errors import StageError
 from avgate.files import atomic_dir, write_json
 from avgate.models.fit import Checkpointing, FitConfig, fit, pin_determinism
 from avgate.models.fused import rebuild_head
 from avgate.models.heads import MLPHead
-from avgate.stages import StageError
 from avgate.stages.inputs import (
     DESCRIPTION,
     WEIGHTS,

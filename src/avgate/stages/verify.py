@@ -21,11 +21,11 @@ import sys
 import yaml
 
 from avgate.config import Params
+from avgate.errors import StageError
 from avgate.gating import ledger
 from avgate.gating.report import markdown
 from avgate.gating.revisions import RevisionError, Snapshot, git, resolve
 from avgate.gating.spec import parse_spec
-from avgate.stages import StageError
 from avgate.stages.gate import GATE_REPORT, LEDGER, PARAMS, SPEC, Side, recompute
 
 NOTE = re.compile(r"gate report \S+ sha256 ([0-9a-f]{64})")
