@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from avgate import budget
 from avgate.budget import BudgetParams, allocate
-from avgate.config import ConfigError
+from avgate.declare import ConfigError
 
 SIZES = [32, 58, 67, 112]
 PIXELS = budget.pixel_costs(*SIZES)

@@ -7,11 +7,10 @@ import yaml
 from avgate.config import (
     EVENTNESS_METHODS,
     METRICS_BY_KIND,
-    ConfigError,
     Params,
-    declared,
     params_table_markdown,
 )
+from avgate.declare import ConfigError, declared
 from tests.scratch import REPO
 
 
@@ -92,7 +91,7 @@ def test_every_key_of_the_repo_params_is_declared_and_every_declared_key_is_ther
         return found
 
     in_file = keys(yaml.safe_load((REPO / "params.yaml").read_text()), "")
-    assert in_file == {item.key for item in declared()}
+    assert in_file == {item.key for item in declared(Params)}
 
 
 def test_docs_params_table_is_the_rendering_of_the_declarations():

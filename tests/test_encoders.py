@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from avgate.config import ConfigError, EmbedParams, FramesParams
+from avgate.config import EmbedParams, FramesParams
+from avgate.declare import ConfigError
 from avgate.encoders import build
 from avgate.encoders.frames import FramesEncoder
 from avgate.encoders.logmel import LogmelEncoder

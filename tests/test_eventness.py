@@ -19,7 +19,8 @@ import torch
 from scipy.stats import mannwhitneyu
 from sklearn.metrics import roc_auc_score
 
-from avgate.config import ConfigError, declared, param
+from avgate.config import declared
+from avgate.declare import ConfigError, param
 from avgate.eventness import (
     METHODS,
     EventnessMethod,

@@ -16,7 +16,8 @@ import yaml
 
 from avgate import eventness
 from avgate.cli import main
-from avgate.config import EVENTNESS_METHODS, ConfigError
+from avgate.config import EVENTNESS_METHODS
+from avgate.declare import ConfigError
 from avgate.errors import StageError
 from avgate.stages import eventness as stage
 from avgate.stages import inputs

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from avgate.config import ConfigError, Params
+from avgate.config import Params
+from avgate.declare import ConfigError
 from avgate.models.fit import FitConfig, fit
 from avgate.models.heads import MLPHead
 from avgate.stages.evaluate import aggregated

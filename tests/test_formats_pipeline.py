@@ -75,7 +75,7 @@ def test_predefined_split_follows_the_official_files(tmp_path, monkeypatch):
 
 
 def test_random_split_is_refused_then_measured_when_leakage_is_allowed(tmp_path, monkeypatch):
-    from avgate.config import ConfigError
+    from avgate.declare import ConfigError
 
     with pytest.raises(ConfigError, match="split.allow_leakage: true"):
         prepare(tmp_path, monkeypatch, "fsdd", {"split": {"method": "random"}})

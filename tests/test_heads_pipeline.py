@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from avgate.config import ConfigError, Params
+from avgate.config import Params
+from avgate.declare import ConfigError
 from avgate.models.fused import FusedHead
 from avgate.stages import evaluate, summarize
 from avgate.stages.evaluate import load_head

@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from avgate.config import ConfigError, EmbedParams
+from avgate.config import EmbedParams
+from avgate.declare import ConfigError
 from avgate.encoders import build
 from avgate.encoders.crepe import CrepeEncoder
 from avgate.encoders.hf_audio import HFAudioEncoder

@@ -18,7 +18,7 @@ from transformers import (
     WhisperConfig,
 )
 
-from avgate.config import ConfigError
+from avgate.declare import ConfigError
 from avgate.models.lora import (
     EQUIVALENCE_TOLERANCE,
     TARGET_PRESETS,

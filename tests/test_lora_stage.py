@@ -15,7 +15,8 @@ from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file
 from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
 
-from avgate.config import ConfigError, Params
+from avgate.config import Params
+from avgate.declare import ConfigError
 from avgate.errors import StageError
 from avgate.models.lora import EQUIVALENCE_TOLERANCE, TARGET_PRESETS, load_encoder
 from avgate.scoring import predictions_table

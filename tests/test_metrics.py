@@ -17,7 +17,7 @@ from sklearn.metrics import (
 )
 
 from avgate import metrics
-from avgate.config import ConfigError
+from avgate.declare import ConfigError
 from avgate.scoring import majority_class, predictions_table
 from avgate.stages.inputs import predicted_labels
 from avgate.stages.summarize import spread

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avgate.config import ConfigError, Params, declared
+from avgate.config import Params
+from avgate.declare import ConfigError, declared
 
 ANY_VALUE = st.one_of(
     st.none(),
@@ -30,7 +31,7 @@ OF_TYPE = {
 }
 # Free-form here: an encoder's options (embed.<name>), and a method's (eventness.<method>), which
 # the eventness stage checks against the method's declarations (tests/test_eventness_stage.py).
-KEYS = [item for item in declared() if item.key not in ("embed.<name>", "eventness.<method>")]
+KEYS = [item for item in declared(Params) if item.key not in ("embed.<name>", "eventness.<method>")]
 
 
 def values_of(kind: typing.Any) -> st.SearchStrategy:

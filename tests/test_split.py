@@ -184,7 +184,7 @@ def test_select_labels_refuses_unknown_names_and_an_empty_choice(data, message):
 
 
 def test_params_refuse_a_label_both_kept_and_excluded():
-    from avgate.config import ConfigError
+    from avgate.declare import ConfigError
 
     with pytest.raises(ConfigError, match=r"data.exclude_labels must not name .* \['a'\]"):
         Params.from_dict({"data": {"labels": ["a", "b"], "exclude_labels": ["a"]}})

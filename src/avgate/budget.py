@@ -40,7 +40,7 @@ from typing import ClassVar, NoReturn
 import numpy as np
 import pandas as pd
 
-from avgate.config import PARAMS_FILE, ConfigError
+from avgate.declare import PARAMS_FILE, ConfigError
 
 Resolution = int  # a frame size in pixels or a token count
 TOLERANCE = 0.01  # the largest relative gap between two budgets that still counts as equal
@@ -54,7 +54,7 @@ class BudgetParams:
     >>> BudgetParams(k=0)
     Traceback (most recent call last):
     ...
-    avgate.config.ConfigError: params.yaml: budget.k must be an integer >= 1, got 0
+    avgate.declare.ConfigError: params.yaml: budget.k must be an integer >= 1, got 0
     """
 
     policy: str = "uniform"

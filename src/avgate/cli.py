@@ -19,7 +19,7 @@ from avgate.workspace import params_held
 # PyAV and dvc.api into every stage's process, a second or more each time DVC runs one.
 USER_ERRORS = frozenset(
     {
-        "avgate.config.ConfigError",
+        "avgate.declare.ConfigError",
         "avgate.datasets.checks.DatasetError",
         "avgate.media.MediaError",
         "avgate.errors.StageError",
@@ -36,7 +36,7 @@ USER_ERRORS = frozenset(
 def is_user_error(error: BaseException) -> bool:
     """True for an error whose message tells the user the fix (one of USER_ERRORS, or a subclass).
 
-    >>> from avgate.config import ConfigError
+    >>> from avgate.declare import ConfigError
     >>> is_user_error(ConfigError("params.yaml: x")), is_user_error(KeyError("x"))
     (True, False)
     """

@@ -10,132 +10,41 @@ declarations drive the validation, its messages and the table in docs/params.md
 >>> Params.from_dict({"train": {"lr": "fast"}})
 Traceback (most recent call last):
 ...
-avgate.config.ConfigError: params.yaml: train.lr must be a number, got 'fast'
+avgate.declare.ConfigError: params.yaml: train.lr must be a number, got 'fast'
 >>> Params.from_dict({"train": {"lr": -0.1}})
 Traceback (most recent call last):
 ...
-avgate.config.ConfigError: params.yaml: train.lr must be > 0 (learning rate of the head), got -0.1
+avgate.declare.ConfigError: params.yaml: train.lr must be > 0 (learning rate of the head), got -0.1
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
-import json
-import math
-import operator
-import re
-import types
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-PARAMS_FILE = "params.yaml"
-SPEC = "avgate.spec"  # the metadata key of a field's declaration
-
-
-class ConfigError(ValueError):
-    """A params value that is missing, unknown, of the wrong type or out of its range."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What a value must satisfy: `ok` tests it, `allowed` shows it in the docs, `must` in errors.
-
-    `each` applies the rule to every item of a list instead of the list.
-    """
-
-    allowed: str
-    must: str
-    ok: Callable[[Any], bool]
-    each: bool = False
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One key's declaration: what it means and the rules its value must satisfy."""
-
-    meaning: str
-    rules: tuple[Rule, ...] = ()
-    key: str = ""  # the key as written in params.yaml where it differs from the field's name
-
-
-def param(default: Any, meaning: str, *rules: Rule, key: str = "") -> Any:
-    """A dataclass field carrying its declaration (a list or dict default is copied per use)."""
-    metadata = {SPEC: Spec(meaning, rules, key)}
-    if isinstance(default, list | dict):
-        return field(default_factory=functools.partial(copy.copy, default), metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-_ABOVE = {">": operator.gt, ">=": operator.ge}
-_LOW = {"(": operator.gt, "[": operator.ge}
-_HIGH = {")": operator.lt, "]": operator.le}
-
-
-def bound(text: str, each: bool = False) -> Rule:
-    """Numbers in a range written as the docs show it: '> 0', '>= 1', '[0, 1]', '(0, 0.5)'.
-
-    >>> [bound("(0, 0.5)").ok(x) for x in (0, 0.25, 0.5)], bound(">= 1").ok(1)
-    ([False, True, False], True)
-    """
-    if text[0] in _LOW:
-        low, high = (float(number) for number in text[1:-1].split(","))
-
-        def inside(value: float) -> bool:
-            return _LOW[text[0]](value, low) and _HIGH[text[-1]](value, high)
-
-        return Rule(text, f"lie in {text}", inside, each)
-    sign, number = text.split()
-    limit = float(number)
-
-    def beyond(value: float) -> bool:
-        return _ABOVE[sign](value, limit)
-
-    return Rule(text, f"be {text}", beyond, each)
-
-
-def one_of(*choices: str) -> Rule:
-    """One of the named strings."""
-    shown = ", ".join(f"`{choice}`" for choice in choices)
-    return Rule(shown, f"be one of {list(choices)}", choices.__contains__)
-
-
-def _plain_name(name: str) -> bool:
-    """A single folder name that stays inside its parent folder."""
-    bad = ("/", "\\", "..", "\0")
-    return bool(name) and not name.startswith(".") and not any(part in name for part in bad)
-
-
-def _group_regex(text: str) -> bool:
-    """Empty, or a regex with a capture group."""
-    try:
-        return not text or re.compile(text).groups > 0
-    except re.error:
-        return False
-
-
-def _ordered_pair(values: list) -> bool:
-    return len(values) == 2 and values[0] <= values[1]
-
-
-NOT_EMPTY = Rule("not empty", "not be empty", bool)
-UNIQUE = Rule("no repeats", "not repeat a value", lambda values: len(set(values)) == len(values))
-PAIR = Rule("[low, high], low <= high", "be [low, high] with low <= high", _ordered_pair)
-FOLDER_NAME = Rule(
-    "a folder name: no `/`, `\\`, `..` or leading `.`",
-    "be a plain folder name without '/', '\\', '..' or a leading '.'",
-    _plain_name,
-)
-GROUP_REGEX = Rule(
-    "empty, or a regex with a capture group",
-    "be empty or a regex with a capture group",
-    _group_regex,
+from avgate.declare import (
+    FOLDER_NAME,
+    GROUP_REGEX,
+    NOT_EMPTY,
+    PAIR,
+    PARAMS_FILE,
+    UNIQUE,
+    ConfigError,
+    Rule,
+    bound,
+    build,
+    check_declared,
+    declared,
+    fail,
+    one_of,
+    param,
+    table_markdown,
 )
 
 TASK_KINDS = ("event", "clip")
@@ -328,6 +237,7 @@ class EmbedParams:
         "a pretrained encoder: `encoder: hf-audio:<id or path>`, "
         "`hf-vision:<...>` or `crepe`, and its options (docs/encoders.md)",
         key="<name>",
+        gathers=lambda name, value: isinstance(value, dict) and "encoder" in value,
     )
 
 
@@ -357,6 +267,7 @@ class EventnessParams:
         "a method's options, checked by the eventness stage against its options dataclass in "
         "src/avgate/eventness/ (unset `energy.columns` on `logmel`: the log-mel means)",
         key="<method>",
+        gathers=lambda name, value: name in EVENTNESS_METHODS,
     )
 
 
@@ -464,9 +375,9 @@ class Params:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Params:
-        params = _build(cls, data, "")
-        for item in declared():
-            _check_declared(item, functools.reduce(getattr, item.path, params))
+        params = build(cls, data, "")
+        for item in declared(cls):
+            check_declared(item, functools.reduce(getattr, item.path, params))
         _check(params)
         return params
 
@@ -481,52 +392,10 @@ class Params:
         return cls.from_dict(data)
 
 
-@dataclass(frozen=True)
-class Declared:
-    """A declared key: its name in params.yaml, where it sits in `Params`, its type and spec."""
-
-    key: str
-    path: tuple[str, ...]
-    kind: Any
-    default: Any
-    spec: Spec
-
-
-@functools.cache
-def declared(section: type = Params, path: tuple[str, ...] = ()) -> tuple[Declared, ...]:
-    """Every key under `section` in declaration order, nested sections flattened."""
-    hints = typing.get_type_hints(section)
-    found: list[Declared] = []
-    for f in dataclasses.fields(section):
-        here = (*path, f.name)
-        if dataclasses.is_dataclass(hints[f.name]):
-            found += declared(hints[f.name], here)
-            continue
-        spec = f.metadata[SPEC]
-        key = ".".join((*path, spec.key or f.name))
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        found.append(Declared(key, here, hints[f.name], default, spec))
-    return tuple(found)
-
-
-def _check_declared(item: Declared, value: Any) -> None:
-    """Refuse a value (or list item) that breaks one of the key's rules."""
-    for rule in item.spec.rules:
-        for key, each in _targets(item.key, value, rule.each):
-            if not rule.ok(each):
-                _fail(key, f"must {rule.must} ({item.spec.meaning})", each)
-
-
-def _targets(key: str, value: Any, each: bool) -> list[tuple[str, Any]]:
-    if each:
-        return [(f"{key}[{i}]", item) for i, item in enumerate(value)]
-    return [(key, value)]
-
-
 def _check(params: Params) -> None:
     """Rules that relate several keys."""
     if params.split.method == "random" and not params.split.allow_leakage:
-        _fail(
+        fail(
             "split.method",
             "'random' puts a group on both sides of the split; set split.allow_leakage: true "
             "to measure how much a leaky split inflates scores",
@@ -534,16 +403,16 @@ def _check(params: Params) -> None:
         )
     both = sorted(set(params.data.labels) & set(params.data.exclude_labels))
     if both:
-        _fail("data.exclude_labels", "must not name a label that data.labels keeps", both)
+        fail("data.exclude_labels", "must not name a label that data.labels keeps", both)
     if params.demo.event_seconds[1] > params.demo.clip_seconds:
-        _fail(
+        fail(
             "demo.event_seconds",
             f"must be [shortest, longest] with longest <= demo.clip_seconds "
             f"({params.demo.clip_seconds})",
             params.demo.event_seconds,
         )
     if params.evaluate.aggregate_by and params.task.kind != "clip":
-        _fail(
+        fail(
             "evaluate.aggregate_by",
             "needs task.kind: clip (it pools clips into events)",
             params.evaluate.aggregate_by,
@@ -555,7 +424,7 @@ def _check(params: Params) -> None:
         _check_method_section(name, options)
     lora = params.train.lora
     if params.train.finetune == "lora" and lora.encoder not in params.embed.models:
-        _fail(
+        fail(
             "train.lora.encoder",
             "must name an embed.<name> section with an hf-audio encoder "
             "when train.finetune is lora",
@@ -566,7 +435,7 @@ def _check(params: Params) -> None:
 def _check_primary_metric(kind: str, primary: str) -> None:
     """The primary metric must be one the task kind computes."""
     if primary not in METRICS_BY_KIND[kind]:
-        _fail(
+        fail(
             "evaluate.primary_metric",
             f"must be one of {list(METRICS_BY_KIND[kind])} for task.kind {kind!r}",
             primary,
@@ -592,133 +461,12 @@ def _check_encoder_section(embed: EmbedParams, name: str) -> None:
 def _check_method_section(name: str, options: Any) -> None:
     """An `eventness.<method>` section is a mapping whose seed, if any, is `eventness.seed`."""
     if not isinstance(options, dict):
-        _fail(f"eventness.{name}", "must be a mapping of the method's options", options)
+        fail(f"eventness.{name}", "must be a mapping of the method's options", options)
     if "seed" in options:
-        _fail(f"eventness.{name}.seed", "is set by eventness.seed (one seed for every method)",
+        fail(f"eventness.{name}.seed", "is set by eventness.seed (one seed for every method)",
               options["seed"])  # fmt: skip
-
-
-def section(cls: type, data: Any, key: str) -> Any:
-    """`data` as `cls`, a dataclass of `param` fields outside `Params` (a plugin's options),
-    checked as params.yaml's own sections are; errors name `key` and its sub-keys.
-
-    >>> @dataclass(frozen=True)
-    ... class Options:
-    ...     k: int = param(1, "how many", bound(">= 1"))
-    >>> section(Options, {"k": 0}, "eventness.energy")
-    Traceback (most recent call last):
-    ...
-    avgate.config.ConfigError: params.yaml: eventness.energy.k must be >= 1 (how many), got 0
-    """
-    path = tuple(key.split("."))
-    built = _build(cls, data, key + ".")
-    for item in declared(cls, path):
-        _check_declared(item, functools.reduce(getattr, item.path[len(path) :], built))
-    return built
-
-
-def _fail(key: str, rule: str, value: Any) -> typing.NoReturn:
-    raise ConfigError(f"{PARAMS_FILE}: {key} {rule}, got {value!r}")
-
-
-_TYPE_NAMES = {bool: "true/false", int: "integer", float: "number", str: "string", dict: "mapping"}
 
 
 def params_table_markdown() -> str:
     """The table of docs/params.md: every declared key with its type, rules, default, meaning."""
-    rows = ["| key | type | allowed | default | meaning |", "| --- | --- | --- | --- | --- |"]
-    rows += [_table_row(item) for item in declared()]
-    return "\n".join(rows) + "\n"
-
-
-def _table_row(item: Declared) -> str:
-    rules = item.spec.rules
-    allowed = "; ".join(("each " if rule.each else "") + rule.allowed for rule in rules) or "any"
-    default = f"`{json.dumps(item.default)}`"
-    cells = [f"`{item.key}`", _type_name(item.kind), allowed, default, item.spec.meaning]
-    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-
-def _type_name(kind: Any) -> str:
-    if typing.get_origin(kind) is list:
-        return f"list of {_TYPE_NAMES[typing.get_args(kind)[0]]}s"
-    return _TYPE_NAMES[kind]
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    if not isinstance(data, dict):
-        _fail(prefix.rstrip("."), "must be a mapping", data)
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    if cls is EmbedParams:
-        data = _gather_models(data, names)
-    if cls is EventnessParams:
-        data = _gather_options(data)
-    unknown = sorted(set(data) - names)
-    if unknown:
-        where = prefix.rstrip(".") or "top level"
-        raise ConfigError(
-            f"{PARAMS_FILE}: unknown key(s) {unknown} in {where}; known: {sorted(names)}"
-        )
-    values = {name: _convert(hints[name], data[name], prefix + name) for name in data}
-    return cls(**values)
-
-
-def _gather_models(data: dict, names: set[str]) -> dict:
-    """`embed.<name>` sections naming an `encoder` (pretrained models) go to `models`."""
-    models = {k: v for k, v in data.items() if k not in names and isinstance(v, dict)
-              and "encoder" in v}  # fmt: skip
-    return {**{k: v for k, v in data.items() if k not in models}, "models": models}
-
-
-def _gather_options(data: dict) -> dict:
-    """`eventness.<method>` sections (a registered method's options) go to `options`."""
-    options = {k: v for k, v in data.items() if k in EVENTNESS_METHODS}
-    return {**{k: v for k, v in data.items() if k not in options}, "options": options}
-
-
-def _convert(kind: Any, value: Any, key: str) -> Any:
-    if dataclasses.is_dataclass(kind):
-        return _build(kind, value, key + ".")
-    origin = typing.get_origin(kind)
-    if kind is dict:
-        if not isinstance(value, dict):
-            _fail(key, "must be a mapping", value)
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            _fail(key, "must be a list", value)
-        (item,) = typing.get_args(kind)
-        return [_convert(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin in (typing.Union, types.UnionType):
-        raise TypeError(f"unsupported params type for {key}: {kind}")
-    return _scalar(kind, value, key)
-
-
-def _scalar(kind: type, value: Any, key: str) -> Any:
-    if kind is bool:
-        if not isinstance(value, bool):
-            _fail(key, "must be true or false", value)
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            _fail(key, "must be an integer", value)
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            _fail(key, "must be a number", value)
-        if not _finite(value):
-            _fail(key, "must be a finite number", value)
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            _fail(key, "must be a string", value)
-        return value
-    raise TypeError(f"unsupported params type for {key}: {kind}")
-
-
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond float's range
-        return False
+    return table_markdown(Params)

@@ -31,7 +31,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from avgate.config import METRICS_BY_KIND, ConfigError
+from avgate.config import METRICS_BY_KIND
+from avgate.declare import ConfigError
 
 PROB_PREFIX = "prob_"
 AUC_CLIP = 1e-6

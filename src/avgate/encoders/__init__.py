@@ -32,7 +32,8 @@ from typing import Protocol
 
 import numpy as np
 
-from avgate.config import ConfigError, EmbedParams
+from avgate.config import EmbedParams
+from avgate.declare import ConfigError
 from avgate.encoders.frames import FramesEncoder
 from avgate.encoders.logmel import LogmelEncoder
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from avgate import media
-from avgate.config import ConfigError
+from avgate.declare import ConfigError
 
 
 class FramesEncoder:

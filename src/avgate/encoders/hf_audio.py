@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from avgate import media
-from avgate.config import ConfigError
+from avgate.declare import ConfigError
 from avgate.files import sha256_of
 
 KEY = "embed.hf_audio"
@@ -188,7 +188,7 @@ def check_positive(value: Any, key: str) -> None:
     >>> check_positive(0, "embed.x.fps")
     Traceback (most recent call last):
     ...
-    avgate.config.ConfigError: params.yaml: embed.x.fps 0 must be a positive integer
+    avgate.declare.ConfigError: params.yaml: embed.x.fps 0 must be a positive integer
     """
     if type(value) is not int or value < 1:
         raise ConfigError(f"params.yaml: {key} {value!r} must be a positive integer")

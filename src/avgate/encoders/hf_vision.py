@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from avgate import media
-from avgate.config import ConfigError
+from avgate.declare import ConfigError
 from avgate.encoders.hf_audio import (
     check_positive,
     from_pretrained,

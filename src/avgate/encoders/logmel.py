@@ -16,7 +16,7 @@ import torch
 import torchaudio
 
 from avgate import media
-from avgate.config import ConfigError
+from avgate.declare import ConfigError
 from avgate.encoders.hf_audio import fit_waveform, resolve_device
 
 LOG_FLOOR = 1e-6

@@ -13,7 +13,7 @@ rates). Built in:
 - `mil`: a linear audio scorer trained so that a soft maximum over a bag of seconds says whether
   the bag holds an event.
 
-A new method is one module: a frozen options dataclass of `avgate.config.param` fields, and an
+A new method is one module: a frozen options dataclass of `avgate.declare.param` fields, and an
 `EventnessMethod` subclass naming it as `options_type`, decorated with `@register("<name>")`, and
 one import line below. The contract test in tests/test_eventness.py runs it the day it is
 registered.

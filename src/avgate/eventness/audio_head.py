@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from avgate.config import bound, param
+from avgate.declare import bound, param
 from avgate.eventness.base import EventnessMethod, not_fitted, register
 from avgate.eventness.data import SecondsData
 from avgate.eventness.training import TrainingOptions, held_out, trained

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cross_decomposition import CCA
 
-from avgate.config import bound, param
+from avgate.declare import bound, param
 from avgate.eventness.base import EventnessMethod, not_fitted, register
 from avgate.eventness.data import SecondsData
 

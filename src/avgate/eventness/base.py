@@ -1,7 +1,7 @@
 """The extension point: `EventnessMethod`, the registry `METHODS`, `register` and `build`.
 
 A method is a subclass registered under the name `eventness.method` selects. Its options are a
-frozen dataclass of `avgate.config.param` fields (meaning and rules declared once, so they can
+frozen dataclass of `avgate.declare.param` fields (meaning and rules declared once, so they can
 sit in params.yaml as the section `eventness.<name>`), and `identity()` is the method's name plus
 those options: everything besides the input rows that decides the scores.
 """
@@ -15,7 +15,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from avgate.config import PARAMS_FILE, ConfigError
+from avgate.declare import PARAMS_FILE, ConfigError
 from avgate.eventness.data import SecondsData
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avgate.config import Rule, param
+from avgate.declare import Rule, param
 from avgate.eventness.base import EventnessMethod, register
 from avgate.eventness.data import SecondsData, clip_rows
 

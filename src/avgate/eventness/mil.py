@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from avgate.config import bound, param
+from avgate.declare import bound, param
 from avgate.eventness.base import EventnessMethod, not_fitted, register
 from avgate.eventness.data import SecondsData, clip_rows
 from avgate.eventness.training import TrainingOptions, held_out, trained

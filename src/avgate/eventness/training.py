@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from avgate.config import bound, param
+from avgate.declare import bound, param
 from avgate.models.fit import FitConfig, fit
 
 

@@ -40,7 +40,7 @@ from torch.nn.utils import parametrize
 from transformers import AutoModel, PreTrainedModel
 
 from avgate import disk
-from avgate.config import PARAMS_FILE, ConfigError
+from avgate.declare import PARAMS_FILE, ConfigError
 from avgate.models.pooling import AttentionPooling, LinearHead, MeanPooling
 
 _WAV2VEC2_ATTENTION = ["q_proj", "k_proj", "v_proj", "out_proj"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avgate.config import ConfigError, Params
+from avgate.config import Params
 from avgate.datasets.demo import DemoConfig, generate
 from avgate.datasets.demo_encoder import write_demo_wavlm
+from avgate.declare import ConfigError
 from avgate.files import atomic_dir
 
 DEMO_DIR = Path("data/raw/demo")

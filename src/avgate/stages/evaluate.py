@@ -15,7 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from avgate import calibration, diagnostics, metrics
-from avgate.config import ConfigError, Params
+from avgate.config import Params
+from avgate.declare import ConfigError
 from avgate.files import atomic_dir, read_json, write_json, write_parquet
 from avgate.models.fit import pin_determinism
 from avgate.models.fused import rebuild_head

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from avgate import eventness
-from avgate.config import Params, section
+from avgate.config import Params
+from avgate.declare import section
 from avgate.errors import StageError
 from avgate.files import read_json, write_json, write_parquet
 from avgate.models.fit import pin_determinism

@@ -38,7 +38,8 @@ from tqdm import tqdm
 from transformers import AutoFeatureExtractor, PreTrainedModel
 
 from avgate import disk
-from avgate.config import PARAMS_FILE, ConfigError, Params
+from avgate.config import Params
+from avgate.declare import PARAMS_FILE, ConfigError
 from avgate.encoders.hf_audio import (
     audio_share,
     fit_waveform,

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from avgate.config import PARAMS_FILE, Params
+from avgate.config import Params
+from avgate.declare import PARAMS_FILE
 from avgate.files import sha256_of
 from avgate.numerics import pinned_environment
 from avgate.stages.inputs import embedding_dir
