@@ -28,21 +28,24 @@ import numpy as np
 
 from avgate import media
 from avgate.config import EmbedParams
-from avgate.encoders import build
+from avgate.encoders.base import Encoder
+from avgate.encoders.registry import build
 from avgate.stages.embed import embed_clips, in_main, usable_cores
 
 SAMPLE_RATE = 16000
 
 
-class DecodeOnly:
-    """Decodes like `logmel` does and returns an empty (n_seconds, 0) array."""
+class DecodeOnly(Encoder):
+    """Decodes like `logmel` does and returns an empty (n_seconds, 0) array (in the workers)."""
 
-    name = "decode-only"
-    dim = 0
+    kind, modality, dim = "decode-only", "audio", 0
 
-    def embed_seconds(self, path: str, n_seconds: int) -> np.ndarray:
+    def load(self, path: str, n_seconds: int) -> int:
         media.decode_audio(path, SAMPLE_RATE)
-        return np.zeros((n_seconds, 0), dtype=np.float32)
+        return n_seconds
+
+    def embed(self, batch: list[int]) -> list[np.ndarray]:
+        return [np.zeros((n_seconds, 0), dtype=np.float32) for n_seconds in batch]
 
 
 def rate(encoder, paths: list[str], workers: int, batch_seconds: int = 64) -> float:
@@ -89,12 +92,16 @@ def main() -> None:
     if not folder.is_dir():
         raise SystemExit(f"{folder}: not found; pass --fsdd PATH (the FSDD snapshot)")
     paths = sorted(str(p) for p in folder.glob("*.wav"))
-    params = EmbedParams(device="cpu", models={"crepe": {"encoder": "crepe", "model": "tiny"}})
+    params = EmbedParams(
+        encoders={"logmel": "logmel", "crepe": "crepe"},
+        device="cpu",
+        sections={"logmel": {}, "crepe": {"model": "tiny"}},
+    )
     logmel = build("logmel", params)
     print(f"{len(paths)} FSDD files, {cores} usable CPU cores")
     lines, best = [], 0.0
     for workers in args.workers:
-        decode = rate(DecodeOnly(), paths, workers)
+        decode = rate(DecodeOnly(None), paths, workers)
         embedded = rate(logmel, paths, workers)
         best = max(best, embedded)
         where = "main process" if in_main(logmel, workers) else "workers"

@@ -53,10 +53,10 @@ def project(base: Path, name: str, n_clips: int) -> Path:
     write_params(
         root,
         {
-            "data": {"name": "synth", "format": "folder", "group_pattern": r"^(s\d+)_"},
+            "data": {"name": "synth", "format": "folder", "folder": {"group_pattern": r"^(s\d+)_"}},
             "task": {"kind": "clip"},
             "evaluate": {"primary_metric": "accuracy"},
-            "embed": {"encoders": ["logmel"], "workers": 2},
+            "embed": {"encoders": {"logmel": "logmel"}, "workers": 2},
             "train": {"seeds": [0]},
             "ingest": {"workers": 2},
         },

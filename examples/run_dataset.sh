@@ -23,7 +23,9 @@ if ! git diff --cached --quiet -- "data/raw/$name.dvc" data/raw/.gitignore; then
 fi
 
 dvc exp remove --quiet "$experiment" 2>/dev/null || true   # a re-run replaces the experiment
-dvc exp run --name "$experiment" -S "data.name=$name" "$@"
+# up to train: these examples compare nothing yet; gating a clip task needs a gates.yaml whose
+# primary_metric is its own (accuracy), and the demo plan names segment_accuracy
+dvc exp run --name "$experiment" -S "data.name=$name" "$@" train
 
 python - <<'PY'
 import json

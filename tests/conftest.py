@@ -48,18 +48,23 @@ def run_until_train(params: Params) -> None:
 
 def train_every_seed(params: Params) -> None:
     """Train and evaluate every seed in `train.seeds`, in-process."""
-    from avgate.stages import evaluate, train
+    from avgate.stages.train import evaluate, train_seed
 
     for seed in params.train.seeds:
-        train.run(params, seed)
+        train_seed.run(params, seed)
         evaluate.run(params, seed)
 
 
-def merge(base: dict, overrides: dict) -> dict:
-    """`base` with `overrides` applied key by key, recursing into sections."""
+WHOLE = {("embed", "encoders")}  # mappings that are one value (name: kind), replaced whole
+
+
+def merge(base: dict, overrides: dict, where: tuple[str, ...] = ()) -> dict:
+    """`base` with `overrides` applied key by key, recursing into sections (not into WHOLE)."""
     out = dict(base)
     for key, value in overrides.items():
-        out[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
+        here = (*where, key)
+        section = isinstance(value, dict) and here not in WHOLE
+        out[key] = merge(base.get(key, {}), value, here) if section else value
     return out
 
 

@@ -1,23 +1,26 @@
 """Tiny datasets on disk in each real layout, with real short media and known answers.
 
-Each `write_*` fills `root` and returns the records its adapter should give: the contract's
+Each `write_*` fills `root` and returns the records its format should give: the contract's
 columns, sorted by clip_id. WAVs are 16 kHz mono tones, one frequency per clip. The layouts hold
 3 labels x 6 groups x 2 clips with every group holding every label (ESC-50: 6 source recordings
 per label, as in the real set; AVE: the demo's 6 classes over 6 recording channels), so a
 grouped train/val/test split can see every label. `snapshot` proves a folder was left as is.
+`FIXTURES` holds, per registered dataset format, what tests/test_format_contract.py runs it on.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from avgate.datasets.demo import CLASSES, DemoConfig, generate, group_name, plan
+from avgate.demo.dataset import CLASSES, DemoConfig, generate, group_name, plan
 
 SAMPLE_RATE = 16000
 LABELS = ("dog", "rain", "siren")
@@ -182,3 +185,55 @@ def snapshot(root: Path) -> dict[str, bytes | str | None]:
             else:
                 entries[key] = Path(path).read_bytes()
     return entries
+
+
+# --- one fixture per registered dataset format, for tests/test_format_contract.py -------------
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """A format's small dataset: `write(root)` fills `root` and returns the expected records,
+    `options` are the ones it is read with (its `data.<format>` section), and `spoil(root)`
+    breaks one file of a written dataset and returns that file, which the error must name."""
+
+    write: Callable[[Path], pd.DataFrame]
+    spoil: Callable[[Path], Path]
+    options: dict = field(default_factory=dict)
+
+
+def _append(path: Path, line: str) -> Path:
+    with open(path, "a") as stream:
+        stream.write(line + "\n")
+    return path
+
+
+def _spoil_ave(root: Path) -> Path:
+    """Annotations.txt without a usable line."""
+    path = root / "Annotations.txt"
+    path.write_text("Category&VideoID&Quality&StartTime&EndTime\nbell&v0001&good&3\n")
+    return path
+
+
+def _spoil_fsdd(root: Path) -> Path:
+    """A WAV not named {digit}_{speaker}_{index}.wav."""
+    path = root / "recordings/jackson_3.wav"
+    write_tone(path, 300.0)
+    return path
+
+
+def _spoil_folder(root: Path) -> Path:
+    """A media file outside every label folder."""
+    path = root / "stray.wav"
+    write_tone(path, 300.0)
+    return path
+
+
+FIXTURES: dict[str, Fixture] = {
+    "ave": Fixture(write_ave, _spoil_ave),
+    "esc50": Fixture(
+        write_esc50, lambda root: _append(root / "meta/esc50.csv", "x.wav,one,0,dog,False,1,A")
+    ),
+    "fsdd": Fixture(write_fsdd, _spoil_fsdd),
+    "folder": Fixture(write_folder, _spoil_folder, {"group_pattern": FOLDER_PATTERN}),
+    "csv": Fixture(write_csv, lambda root: _append(root / "manifest.csv", "a.wav,dog")),
+}

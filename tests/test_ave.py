@@ -3,7 +3,12 @@ import io
 import pandas as pd
 import pytest
 
-from avgate.datasets import DatasetError, ave
+from avgate.datasets import DatasetError, Records, ave, load_records
+
+
+def load(root) -> Records:
+    """The records of the AVE dataset at `root`, through the format registry."""
+    return load_records("ave", root)
 
 
 def parse(text: str) -> pd.DataFrame:
@@ -86,12 +91,12 @@ def test_a_bad_line_is_left_out_with_its_number_and_reason_and_the_rest_kept(bad
 
 def test_load_reads_groups_or_falls_back_to_one_group_per_video(tmp_path):
     (tmp_path / "Annotations.txt").write_text("x&v1&good&0&2\ny&v2&good&1&3\n")
-    records = ave.load(tmp_path)
+    records = load(tmp_path)
     assert records.frame["group"].tolist() == ["v1", "v2"]
     assert records.frame["path"].tolist() == [str(tmp_path / "v1.mp4"), str(tmp_path / "v2.mp4")]
     assert records.warnings == [f"{tmp_path}: no groups.csv, so each video is its own group"]
     (tmp_path / "groups.csv").write_text("video_id,group\nv1,ch0\nv2,ch0\n")
-    records = ave.load(tmp_path)
+    records = load(tmp_path)
     assert records.frame["group"].tolist() == ["ch0", "ch0"]
     assert records.warnings == []
 
@@ -100,7 +105,7 @@ def test_group_table_must_cover_every_video(tmp_path):
     (tmp_path / "Annotations.txt").write_text("x&v1&good&0&2\ny&v2&good&1&3\n")
     (tmp_path / "groups.csv").write_text("video_id,group\nv1,ch0\n")
     with pytest.raises(ave.AnnotationError, match=r"no group for VideoID\(s\) \['v2'\]"):
-        ave.load(tmp_path)
+        load(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -115,7 +120,7 @@ def test_bad_group_tables_name_file_and_line(tmp_path, table, message):
     (tmp_path / "Annotations.txt").write_text("x&v1&good&0&2\n")
     (tmp_path / "groups.csv").write_text(table)
     with pytest.raises(DatasetError) as error:
-        ave.load(tmp_path)
+        load(tmp_path)
     assert message in str(error.value)
 
 
@@ -123,7 +128,7 @@ def test_split_files_fill_split_and_entries_without_annotation_warn(tmp_path):
     (tmp_path / "Annotations.txt").write_text("x&v1&good&0&2\ny&v2&good&1&3\nx&v2&good&0&1\n")
     (tmp_path / "trainSet.txt").write_text("x&v1&good&0&2\nz&v9&good&0&2\n")
     (tmp_path / "testSet.txt").write_text("y&v2&good&1&3\n")
-    records = ave.load(tmp_path)
+    records = load(tmp_path)
     assert records.frame["clip_id"].tolist() == ["v1", "v2", "v2#2"]
     assert records.frame["split"].tolist() == ["train", "test", "test"]
     assert f"{tmp_path / 'trainSet.txt'}: 1 VideoID(s) not in Annotations.txt" in "".join(
@@ -133,14 +138,14 @@ def test_split_files_fill_split_and_entries_without_annotation_warn(tmp_path):
 
 def test_missing_annotations_file_is_named(tmp_path):
     with pytest.raises(ave.AnnotationError, match="Annotations.txt: not found"):
-        ave.load(tmp_path)
+        load(tmp_path)
 
 
 def test_load_keeps_every_valid_line_and_returns_the_others(tmp_path):
     (tmp_path / "Annotations.txt").write_bytes(
         b"x&v1&good&0&2\nx&id&good&0&0\ny&v2&good&1&3\ncaf\xe9&v3&good&0&1\n"
     )
-    records = ave.load(tmp_path)
+    records = load(tmp_path)
     assert records.frame["clip_id"].tolist() == ["v1", "v2"]
     where = str(tmp_path / "Annotations.txt")
     assert [(r.file, r.line) for r in records.rejected] == [(where, 2), (where, 4)]
@@ -151,7 +156,7 @@ def test_load_keeps_every_valid_line_and_returns_the_others(tmp_path):
 def test_load_refuses_a_file_without_a_usable_line_naming_the_lines(tmp_path):
     (tmp_path / "Annotations.txt").write_text("x&id&good&0&0\ny&v2&good\n")
     with pytest.raises(ave.AnnotationError, match="none of its 2 annotation lines") as error:
-        ave.load(tmp_path)
+        load(tmp_path)
     assert "line 1: need StartTime < EndTime" in str(error.value)
     assert "line 2: expected 5" in str(error.value)
 
@@ -160,6 +165,6 @@ def test_bad_lines_of_split_files_are_left_out_too(tmp_path):
     (tmp_path / "Annotations.txt").write_text("x&v1&good&0&2\ny&v2&good&1&3\n")
     (tmp_path / "trainSet.txt").write_text("x&v1&good&0&2\nChurch bell&v9&good&0&0\n")
     (tmp_path / "testSet.txt").write_text("y&v2&good&1&3\n")
-    records = ave.load(tmp_path)
+    records = load(tmp_path)
     assert records.frame["split"].tolist() == ["train", "test"]
     assert [(r.file, r.line) for r in records.rejected] == [(str(tmp_path / "trainSet.txt"), 2)]

@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from avgate.models.fit import Checkpointing, FitConfig, fit, load_state
 from avgate.models.heads import MLPHead
-from avgate.stages import train
+from avgate.stages.train import train_seed
+from avgate.training import checkpoint as checkpoints
+from avgate.training.checkpoint import Checkpointing, load_state
+from avgate.training.finite import Rows
+from avgate.training.loop import FitConfig, fit
+from avgate.training.tensors import Split, TensorClassification
 from tests.conftest import run_until_train, write_params
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -39,13 +43,15 @@ def plant(path: Path, marker: Path, writer: str) -> None:
 
 
 def test_a_planted_pickle_never_runs_during_train_and_is_named(project, capsys):
-    params = write_params(project, {"embed": {"encoders": ["logmel"]}, "train": {"seeds": [0]}})
+    params = write_params(
+        project, {"embed": {"encoders": {"logmel": "logmel"}}, "train": {"seeds": [0]}}
+    )
     run_until_train(params)
-    checkpoint = train.checkpoint_path(0)
+    checkpoint = train_seed.checkpoint_path(0)
     for writer in ("torch", "pickle"):
         marker = project / f"payload-ran-{writer}"
         plant(checkpoint, marker, writer)
-        description = train.run(params, seed=0)
+        description = train_seed.run(params, seed=0)
         assert not marker.exists()
         err = capsys.readouterr().err
         assert (
@@ -61,15 +67,16 @@ def tiny_run(checkpoint: Checkpointing | None, max_epochs: int) -> tuple[MLPHead
     y = (x[:, 0] > 0).long()
     model = MLPHead(4, 8, 2, 0.0)
     model.set_standardisation(x[:30])
-    config = FitConfig(0.05, 0.0, 8, max_epochs, max_epochs, 0)
-    result = fit(model, (x[:30], y[:30]), (x[30:], y[30:]), config, checkpoint=checkpoint)
+    train_rows, val_rows = Split(x[:30], y[:30], Rows("train")), Split(x[30:], y[30:], Rows("val"))
+    task = TensorClassification(model, train_rows, val_rows, 0.05, 0.0, 8)
+    result = fit(task, FitConfig(max_epochs, 0, max_epochs), checkpoint=checkpoint)
     return model, result
 
 
 def test_a_real_checkpoint_loads_weights_only_and_resumes_to_the_same_weights(tmp_path, capsys):
-    checkpoint = Checkpointing(tmp_path / "head.pt", key="k")
+    checkpoint = Checkpointing(tmp_path / "last.pt", key="k")
     tiny_run(checkpoint, max_epochs=3)
-    assert load_state(checkpoint.path)["history"][2].keys() == {
+    assert load_state(checkpoint.path)["progress"]["history"][2].keys() == {
         "train_loss", "val_loss", "val_accuracy"
     }  # fmt: skip
     resumed, result = tiny_run(checkpoint, max_epochs=6)
@@ -89,7 +96,7 @@ def test_a_real_checkpoint_loads_weights_only_and_resumes_to_the_same_weights(tm
     ],
 )
 def test_an_unusable_checkpoint_is_named_and_training_starts_afresh(tmp_path, capsys, content, why):
-    checkpoint = Checkpointing(tmp_path / "head.pt", key="k")
+    checkpoint = Checkpointing(tmp_path / "last.pt", key="k")
     content(checkpoint.path)
     _, result = tiny_run(checkpoint, max_epochs=2)
     assert result.resumed_from_epoch == 0 and result.epochs_run == 2
@@ -97,20 +104,16 @@ def test_an_unusable_checkpoint_is_named_and_training_starts_afresh(tmp_path, ca
     assert load_state(checkpoint.path)["key"] == "k"  # overwritten by the fresh run's state
 
 
-def test_a_planted_lora_checkpoint_never_runs_and_the_folder_is_discarded(tmp_path, capsys):
-    lora_train = pytest.importorskip("avgate.stages.lora_train")
-    model = torch.nn.Linear(3, 2)
-    optimizer = torch.optim.Adam(model.parameters())
-    generator = torch.Generator().manual_seed(0)
-    progress = lora_train.Progress("key", epoch=1, history=[{"val_loss": 0.5}])
-    folder = tmp_path / "seed0"
-    lora_train.save_progress(folder, model, optimizer, generator, progress)
-    assert lora_train.resume(folder, "key", model, optimizer, generator) == progress
+def test_a_checkpoint_of_another_run_is_not_resumed_and_is_removed(tmp_path, capsys):
+    checkpoint = Checkpointing(tmp_path / "last.pt", key="k")
+    tiny_run(checkpoint, max_epochs=2)
+    assert checkpoints.load(Checkpointing(checkpoint.path, key="other params")) is None
+    assert not checkpoint.path.exists() and capsys.readouterr().err == ""
     marker = tmp_path / "payload-ran"
-    plant(folder / lora_train.PROGRESS, marker, "torch")
-    fresh = lora_train.resume(folder, "key", model, optimizer, generator)
-    assert fresh == lora_train.Progress("key") and not marker.exists() and not folder.exists()
-    assert f"{folder / lora_train.PROGRESS}: not a usable checkpoint" in capsys.readouterr().err
+    plant(checkpoint.path, marker, "torch")
+    assert checkpoints.load(checkpoint) is None
+    assert not marker.exists() and not checkpoint.path.exists()
+    assert f"{checkpoint.path}: not a usable checkpoint" in capsys.readouterr().err
 
 
 def test_every_torch_load_in_the_package_is_weights_only():

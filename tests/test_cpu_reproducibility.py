@@ -38,7 +38,7 @@ import hashlib, numpy as np
 from avgate.numerics import pin_environment
 pin_environment()
 from avgate.config import EmbedParams
-from avgate.encoders import build
+from avgate.encoders.registry import build
 from avgate.numerics import pin_torch
 pin_torch(1)  # as the embed stage runs a light transform: its sums split by the thread count
 t = np.arange(2 * 16000) / 16000
@@ -68,7 +68,9 @@ def digest(root: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_stages_give_identical_bits_under_every_outer_cpu_setting(project, tmp_path_factory):
-    params = write_params(project, {"embed": {"encoders": ["logmel"]}, "train": {"seeds": [0]}})
+    params = write_params(
+        project, {"embed": {"encoders": {"logmel": "logmel"}}, "train": {"seeds": [0]}}
+    )
     ingest.run(params)
     split.run(params)
     hashes = []

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avgate.datasets import FORMATS, DatasetError, Records, load_records
+from avgate.datasets import DatasetError, Records, check_sections, load_records
+from avgate.datasets import formats as format_names
 from avgate.datasets.checks import check_records, make_records
+from avgate.declare import ConfigError
 from tests import formats
 
 FSDD = Path("/work/shared/data/fsdd")
@@ -50,8 +52,8 @@ def ave_root(tmp_path: Path, ave_template: tuple[Path, pd.DataFrame]) -> Path:
 # Each adapter on its fixture
 
 
-def test_formats_are_the_contract():
-    assert FORMATS == ("ave", "esc50", "fsdd", "folder", "csv")
+def test_the_built_in_formats_are_registered():
+    assert format_names() == ["ave", "csv", "esc50", "folder", "fsdd"]
 
 
 def test_ave(ave_template):
@@ -146,6 +148,7 @@ def test_folder_without_pattern_makes_each_file_its_group_and_warns(tmp_path):
     records = load_unchanged("folder", tmp_path)
     assert records.frame["group"].tolist() == records.frame["clip_id"].tolist()
     assert len(records.warnings) == 1 and "no group_pattern" in records.warnings[0]
+    assert "data.folder.group_pattern" in records.warnings[0]
     assert load_records("folder", tmp_path, group_pattern="").warnings == records.warnings
 
 
@@ -199,17 +202,52 @@ def test_missing_files_pass_and_symlinks_inside_root_stay_unresolved(tmp_path):
     ]
 
 
-def test_group_pattern_for_another_format_is_reported(tmp_path):
-    formats.write_fsdd(tmp_path)
-    records = load_records("fsdd", tmp_path, group_pattern="(x)")
-    assert records.warnings == ["group_pattern '(x)' is ignored: it applies to the folder format"]
+def test_an_option_of_another_format_is_reported_as_ignored():
+    sections = {"fsdd": {}, "folder": {"group_pattern": "(x)"}, "csv": {"manifest": "a.csv"}}
+    assert check_sections("fsdd", sections) == [
+        "data.csv.manifest 'a.csv' is ignored: it applies to data.format csv, not fsdd",
+        "data.folder.group_pattern '(x)' is ignored: it applies to data.format folder, not fsdd",
+    ]
+    assert check_sections("folder", sections) == [
+        "data.csv.manifest 'a.csv' is ignored: it applies to data.format csv, not folder"
+    ]
+    defaults = {"folder": {"group_pattern": ""}, "csv": {"manifest": "manifest.csv"}, "ave": {}}
+    assert check_sections("ave", defaults) == []
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"folders": {}}, "data.folders is the options section of no dataset format; known"),
+        ({"folder": {"pattern": "(x)"}}, "unknown key(s) ['pattern'] in data.folder"),
+        ({"folder": {"group_pattern": "no_group"}}, "data.folder.group_pattern must be empty"),
+        ({"csv": {"manifest": 3}}, "data.csv.manifest must be a string, got 3"),
+        ({"ave": {"group_pattern": "(x)"}}, "unknown key(s) ['group_pattern'] in data.ave"),
+    ],
+)
+def test_a_typo_in_any_format_section_names_the_key(sections, message):
+    with pytest.raises(ConfigError) as error:
+        check_sections("fsdd", sections)
+    assert str(error.value).startswith("params.yaml: ") and message in str(error.value)
 
 
 # Refusals: each names the file (and line) and leaves the dataset untouched
 
 
-def test_unknown_format_lists_the_formats(tmp_path):
-    refused("mp3s", tmp_path, "'mp3s'", "['ave', 'esc50', 'fsdd', 'folder', 'csv']")
+def test_unknown_format_names_the_key_and_lists_the_formats(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_records("mp3s", tmp_path)
+    message = str(error.value)
+    assert "data.format names unknown dataset format 'mp3s'" in message
+    assert "['ave', 'csv', 'esc50', 'folder', 'fsdd']" in message
+    with pytest.raises(ConfigError, match="data.format names unknown"):
+        check_sections("mp3s", {})
+
+
+def test_an_option_the_format_does_not_take_names_its_section(tmp_path):
+    formats.write_fsdd(tmp_path)
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['group_pattern'\] in data.fsdd"):
+        load_records("fsdd", tmp_path, group_pattern="(x)")
 
 
 def test_missing_root(tmp_path):
@@ -269,14 +307,6 @@ def test_ave_clip_in_two_split_files(ave_root):
         stream.write(line + "\n")
     video_id = line.split("&")[1]
     refused("ave", ave_root, f"'{video_id}': ['valSet.txt', 'testSet.txt']", "exactly one")
-
-
-def test_lines_left_out_survive_an_ignored_group_pattern(ave_root):
-    with open(ave_root / "Annotations.txt", "a") as stream:
-        stream.write("x&id&good&0&0\n")
-    records = load_records("ave", ave_root, group_pattern="(x)")
-    assert [r.line for r in records.rejected] == [38]
-    assert records.warnings[-1].startswith("group_pattern '(x)' is ignored")
 
 
 def test_ave_bad_split_file_line_is_left_out(ave_root):
@@ -350,19 +380,20 @@ def test_folder_pattern_that_does_not_match(tmp_path):
     refused(
         "folder",
         tmp_path,
-        f"{tmp_path / 'rain/nospeaker.wav'}: group_pattern",
+        f"{tmp_path / 'rain/nospeaker.wav'}: data.folder.group_pattern",
         "'nospeaker.wav'",
         group_pattern=formats.FOLDER_PATTERN,
     )
 
 
-@pytest.mark.parametrize(
-    ("pattern", "message"),
-    [("([a-z", "is not a valid regex"), (r"^\w+_", "has no capture group")],
-)
-def test_folder_unusable_pattern(tmp_path, pattern, message):
+@pytest.mark.parametrize("pattern", ["([a-z", r"^\w+_"])
+def test_folder_unusable_pattern_names_the_key(tmp_path, pattern):
     formats.write_folder(tmp_path)
-    refused("folder", tmp_path, f"group_pattern {pattern!r} {message}", group_pattern=pattern)
+    with pytest.raises(ConfigError) as error:
+        load_records("folder", tmp_path, group_pattern=pattern)
+    message = str(error.value)
+    assert message.startswith("params.yaml: data.folder.group_pattern must be empty or a regex")
+    assert message.endswith(f"got {pattern!r}")
 
 
 def test_folder_media_outside_a_label_folder(tmp_path):
@@ -457,7 +488,10 @@ def test_csv_bad_header(tmp_path, text, message):
 
 def test_csv_manifest_not_found_or_outside(tmp_path):
     refused("csv", tmp_path, f"{tmp_path / 'list.csv'}: not found", manifest="list.csv")
-    refused("csv", tmp_path, "data.manifest: '../list.csv' contains '..'", manifest="../list.csv")
+    for outside in ("../list.csv", "/tmp/list.csv", ""):
+        with pytest.raises(ConfigError) as error:
+            load_records("csv", tmp_path, manifest=outside)
+        assert "data.csv.manifest must be a path relative to data/raw/<name>" in str(error.value)
 
 
 def test_csv_manifest_not_utf8(tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avgate.datasets.demo import CLASSES, CORRUPTIONS, DemoConfig, generate, plan
+from avgate.demo.dataset import CLASSES, CORRUPTIONS, DemoConfig, generate, plan
 from avgate.media import MediaError, decode_audio, verify
 
 SMALL = DemoConfig(seed=3, n_clips=6, clip_seconds=4, min_event_seconds=1, max_event_seconds=3)

@@ -134,7 +134,8 @@ def test_embed_with_its_cache_on_a_nearly_full_60mb_tmpfs_names_path_and_space(
 ):
     fill(tmpfs, leave=64 * 1024)  # less than the small demo's 192 rows of 128 float32
     params = write_params(
-        project, {"embed": {"encoders": ["logmel"], "workers": 0, "cache_dir": str(tmpfs)}}
+        project,
+        {"embed": {"encoders": {"logmel": "logmel"}, "workers": 0, "cache_dir": str(tmpfs)}},
     )
     ingest.run(params)
     split.run(params)

@@ -14,12 +14,12 @@ from tests.conftest import write_params
 
 
 def test_torchrun_with_two_processes_equals_one_process(project):
-    params = write_params(project, {"embed": {"encoders": ["logmel"], "workers": 0}})
+    params = write_params(project, {"embed": {"encoders": {"logmel": "logmel"}, "workers": 0}})
     ingest.run(params)
     split.run(params)
     embed.run(params, "logmel")
     single = {p.name: p.read_bytes() for p in (project / "data/embeddings/logmel").iterdir()}
-    write_params(project, {"embed": {"encoders": ["logmel"], "workers": 0,
+    write_params(project, {"embed": {"encoders": {"logmel": "logmel"}, "workers": 0,
                                      "cache_dir": "data/cache/parallel"}})  # fmt: skip
     bin_dir = Path(sys.executable).parent
     env = {

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from avgate.encoders.logmel import LogmelEncoder
+from avgate.encoders.base import Encoder
+from avgate.encoders.registry import make
 from avgate.stages import embed
 
 
@@ -31,7 +32,7 @@ def embedded(paths, seconds, encoder, workers):
 
 
 def test_light_transform_in_main_or_in_workers_gives_the_same_rows(clips, monkeypatch):
-    encoder = LogmelEncoder(16000, 32, 400, 160, segments=2)
+    encoder = make("logmel", n_mels=32, segments=2)
     monkeypatch.setattr(embed, "usable_cores", lambda: 4)
     assert embed.in_main(encoder, 1)
     in_main = embedded(*clips, encoder, 1)
@@ -49,18 +50,24 @@ def test_light_transform_in_main_or_in_workers_gives_the_same_rows(clips, monkey
 )
 def test_logmel_runs_in_main_only_where_a_free_core_keeps_up(monkeypatch, workers, cores, expected):
     monkeypatch.setattr(embed, "usable_cores", lambda: cores)
-    assert embed.in_main(LogmelEncoder(16000, 32, 400, 160, segments=1), workers) is expected
+    assert embed.in_main(make("logmel", n_mels=32), workers) is expected
 
 
 def test_a_model_always_runs_in_main_and_a_plain_encoder_never(monkeypatch):
-    class Model:
+    class Plain(Encoder):  # batched and light as the base declares them: False
+        kind, modality, dim = "plain", "audio", 1
+
+        def load(self, path, n_seconds):
+            return n_seconds
+
+        def embed(self, batch):
+            return [np.zeros((n, 1), np.float32) for n in batch]
+
+    class Model(Plain):
         batched = True
 
-    class Plain:
-        pass
-
     monkeypatch.setattr(embed, "usable_cores", lambda: 2)
-    assert embed.in_main(Model(), 8) and not embed.in_main(Plain(), 0)
+    assert embed.in_main(Model(None), 8) and not embed.in_main(Plain(None), 0)
 
 
 def test_workers_prefetch_enough_chunks_to_cover_a_batch():

@@ -2,11 +2,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from avgate.config import EmbedParams, FramesParams
+from avgate.config import EmbedParams
 from avgate.declare import ConfigError
-from avgate.encoders import build
-from avgate.encoders.frames import FramesEncoder
-from avgate.encoders.logmel import LogmelEncoder
+from avgate.encoders.registry import build, make
 
 
 def two_tones(path, first_hz: float, second_hz: float, rate: int = 16000) -> None:
@@ -19,8 +17,8 @@ def two_tones(path, first_hz: float, second_hz: float, rate: int = 16000) -> Non
 def test_logmel_segments_keep_the_order_of_sounds_inside_a_second(tmp_path):
     two_tones(tmp_path / "up.wav", 300, 3000)
     two_tones(tmp_path / "down.wav", 3000, 300)
-    summary = LogmelEncoder(16000, 32, 400, 160, segments=1)
-    ordered = LogmelEncoder(16000, 32, 400, 160, segments=2)
+    summary = make("logmel", n_mels=32, segments=1)
+    ordered = make("logmel", n_mels=32, segments=2)
     up, down = (summary.embed_seconds(tmp_path / f"{n}.wav", 1) for n in ("up", "down"))
     assert up.shape == (1, 64)
     assert np.abs(up - down).max() < 1.0  # mean and spread barely tell them apart
@@ -30,17 +28,46 @@ def test_logmel_segments_keep_the_order_of_sounds_inside_a_second(tmp_path):
     assert np.abs(up[0, :32] - down[0, :32]).max() > 10.0
 
 
-def test_logmel_checks_its_params():
-    with pytest.raises(ConfigError, match="segments 3 must divide the 100 frames"):
-        LogmelEncoder(16000, 32, 400, 160, segments=3)
-    with pytest.raises(ConfigError, match="hop_length 170 must divide sample_rate"):
-        LogmelEncoder(16000, 32, 400, 170, segments=1)
-    with pytest.raises(ConfigError, match="unknown encoder 'wavlm'"):
-        build("wavlm", EmbedParams())
+def test_logmel_checks_its_options_naming_the_encoder_section():
+    with pytest.raises(ConfigError, match=r"embed\.logmel\.segments 3 must divide the 100 frames"):
+        make("logmel", segments=3)
+    with pytest.raises(ConfigError, match=r"embed\.mel\.hop_length 170 must divide sample_rate"):
+        make("logmel", name="mel", hop_length=170)
+    with pytest.raises(ConfigError, match=r"embed\.logmel\.n_mels must be an integer, got True"):
+        make("logmel", n_mels=True)
+
+
+@pytest.mark.parametrize(
+    ("embed", "message"),
+    [
+        ({}, r"embed\.encoders has no encoder named 'wavlm'; it lists \['logmel', 'frames'\]"),
+        ({"encoders": {"wavlm": "wavlm"}}, r"names unknown encoder kind 'wavlm'; known: \['crepe'"),
+        ({"encoders": {"wavlm": "base"}}, r"names unknown encoder kind 'base'"),
+        ({"encoders": {"wavlm": "hf_audio"}}, r"embed\.wavlm\.model is missing; add it"),
+        ({"encoders": {"wavlm": "logmel"}, "sections": {"wavlm": {"n_mel": 3}}},
+         r"unknown key\(s\) \['n_mel'\] in embed\.wavlm"),
+        ({"encoders": {"wavlm": "logmel"}, "sections": {"wavlm": {"n_mels": 0}}},
+         r"embed\.wavlm\.n_mels must be >= 1"),
+    ],
+)  # fmt: skip
+def test_build_names_the_encoder_its_kind_and_its_section(embed, message):
+    with pytest.raises(ConfigError, match=message):
+        build("wavlm", EmbedParams(**embed))
+
+
+def test_a_name_takes_its_kind_and_its_own_options():
+    embed = EmbedParams(
+        encoders={"fine": "logmel", "coarse": "logmel"},
+        sections={"fine": {"n_mels": 32, "segments": 4}, "coarse": {"n_mels": 16}},
+    )
+    fine, coarse = build("fine", embed), build("coarse", embed)
+    assert (fine.name, fine.kind, fine.dim) == ("fine", "logmel", 160)
+    assert (coarse.name, coarse.kind, coarse.dim) == ("coarse", "logmel", 32)
+    assert fine.identity()["encoder"] == "logmel" and fine.identity()["segments"] == 4
 
 
 def test_frames_features_see_the_foreground_not_the_tint():
-    encoder = FramesEncoder(**vars(FramesParams()))
+    encoder = make("frames")
     rng = np.random.default_rng(0)
     features = []
     for tint in ((40, 120, 200), (60, 200, 40)):
@@ -63,7 +90,7 @@ def test_logmel_agrees_with_torchaudio_melspectrogram_and_torch_std(tmp_path):
 
     rng = np.random.default_rng(0)
     audio = torch.from_numpy(rng.normal(0, 0.1, (3, 32000)).astype(np.float32))
-    encoder = LogmelEncoder(16000, 40, 400, 160, segments=2)
+    encoder = make("logmel", n_mels=40, segments=2)
     mel = torchaudio.transforms.MelSpectrogram(16000, n_fft=400, hop_length=160, n_mels=40)
     reference = torch.log(mel(audio) + 1e-6)
     assert torch.allclose(encoder.logmel(audio), reference, atol=1e-4)

@@ -13,15 +13,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from avgate import report
-from avgate.stages import (
-    demo_data,
-    evaluate,
-    summarize,
-    train,
-)
-from avgate.stages import report as report_stage
-from avgate.stages.inputs import WEIGHTS, model_dir
+from avgate import comparison
+from avgate.commands import report as report_stage
+from avgate.finetune.none import WEIGHTS
+from avgate.layout.inputs import model_dir
+from avgate.stages import demo_data
+from avgate.stages.train import evaluate, summarize, train_seed
 from tests.conftest import run_until_train, train_every_seed, write_params
 
 
@@ -33,7 +30,7 @@ def test_cross_fitted_temperature_lowers_the_ece_of_an_overconfident_head(tmp_pa
     params = write_params(tmp_path, {"demo": demo, "train": {"seeds": [0]}})
     demo_data.run(params)
     run_until_train(params)
-    train.run(params, seed=0)
+    train_seed.run(params, seed=0)
     weights = load_file(model_dir(0) / WEIGHTS)
     for name in ("net.3.weight", "net.3.bias"):  # the output layer: logits x 6, overconfident
         weights[name] = weights[name] * 6
@@ -82,7 +79,7 @@ def test_ablating_the_informative_modality_drops_the_score(tmp_path, monkeypatch
     )  # the picture never shows the event: only the sound is informative
     demo_data.run(params)
     run_until_train(params)
-    train.run(params, seed=0)
+    train_seed.run(params, seed=0)
     ablation = evaluate.run(params, seed=0)["modality_ablation_val"]
     assert ablation["full"] > 0.7
     assert ablation["audio_muted"]["drop"] > 0.25
@@ -148,7 +145,7 @@ def test_report_tables_compare_with_the_revision(project):
 def test_report_without_a_baseline_says_so():
     current = {"primary_metric": "accuracy", "n_seeds": 2,
                "val": {"accuracy": {"mean": 0.5, "std": 0.1}}}  # fmt: skip
-    text = report.render(current, None, "v1", {}, {}, None)
+    text = comparison.render(current, None, "v1", {}, {}, None)
     assert "no metrics found at v1" in text
     assert "| val | accuracy | – | 0.5000 ± 0.1000 | – |" in text
     assert not re.search(r"\btest\b", text.replace("significance test", ""))  # sealed

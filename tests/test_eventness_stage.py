@@ -19,8 +19,8 @@ from avgate.cli import main
 from avgate.config import EVENTNESS_METHODS
 from avgate.declare import ConfigError
 from avgate.errors import StageError
+from avgate.layout import clips, inputs
 from avgate.stages import eventness as stage
-from avgate.stages import inputs
 from tests.conftest import run_until_train, write_params
 
 
@@ -57,8 +57,8 @@ def test_energy_scores_every_second_once_the_same_bytes_twice_and_val_quality_on
 
     table = pd.read_parquet(stage.SCORES)
     assert list(table.columns) == ["clip_id", "t", "split", "score"]
-    for split in inputs.SPLITS:
-        index = pd.read_parquet(inputs.embedding_dir("logmel") / f"{split}.index.parquet")
+    for split in clips.SPLITS:
+        index = pd.read_parquet(clips.embedding_dir("logmel") / f"{split}.index.parquet")
         rows = table[table["split"] == split].reset_index(drop=True)
         assert rows[["clip_id", "t"]].equals(index)
     assert not table.duplicated(["clip_id", "t"]).any()
@@ -68,7 +68,8 @@ def test_energy_scores_every_second_once_the_same_bytes_twice_and_val_quality_on
     assert labelled and not test_clips & set(labelled)  # the test split stays sealed
     report = json.loads(stage.REPORT.read_text())
     assert report == summary and set(report) == {"method", "identity", "seed", "val"}
-    assert report["identity"]["columns"] == [0, params.embed.logmel.n_mels]  # the log-mel means
+    n_mels = params.embed.sections["logmel"]["n_mels"]
+    assert report["identity"]["columns"] == [0, n_mels]  # the log-mel means
     assert report["val"]["auc"] > 0.5  # the demo's events are louder than their background
 
 

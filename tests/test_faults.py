@@ -22,8 +22,8 @@ import soundfile
 
 from avgate import media
 from avgate.embedding_store import EmbeddingStore
-from avgate.encoders.frames import FramesEncoder
-from avgate.encoders.logmel import LogmelEncoder
+from avgate.encoders.base import Encoder
+from avgate.encoders.registry import make
 from avgate.errors import StageError
 from avgate.stages import embed
 from tests.conftest import write_params
@@ -49,19 +49,26 @@ def wav(path: Path, seconds: int) -> Path:
     return path
 
 
-class Poisoned:
+class Poisoned(Encoder):
     """Rows of zeros, with `value` in second 1 of the clips named bad*."""
 
-    name, modality, dim = "poisoned", "audio", 4
+    kind, modality, dim = "poisoned", "audio", 4
 
     def __init__(self, value: float) -> None:
+        super().__init__(None)
         self.value = value
 
-    def embed_seconds(self, path: str, n_seconds: int) -> np.ndarray:
-        rows = np.zeros((n_seconds, self.dim), dtype=np.float32)
-        if Path(path).name.startswith("bad"):
-            rows[1, 2] = self.value
-        return rows
+    def load(self, path: str, n_seconds: int) -> tuple[str, int]:
+        return path, n_seconds
+
+    def embed(self, batch: list[tuple[str, int]]) -> list[np.ndarray]:
+        out = []
+        for path, n_seconds in batch:
+            rows = np.zeros((n_seconds, self.dim), dtype=np.float32)
+            if Path(path).name.startswith("bad"):
+                rows[1, 2] = self.value
+            out.append(rows)
+        return out
 
 
 @pytest.mark.parametrize(("value", "counted"), [(np.nan, "1 NaN and 0"), (np.inf, "0 NaN and 1")])
@@ -100,7 +107,7 @@ def test_rows_a_store_holds_from_before_the_check_are_refused_when_the_split_is_
 def test_a_visual_encoder_on_audio_only_clips_names_a_clip_and_the_fix(tmp_path):
     clips = clips_table([tmp_path / "a.wav", tmp_path / "b.wav"], [1, 1])
     clips.loc[0, "has_video"] = True
-    encoder = FramesEncoder(fps=2, size=8, grid=2, hist_bins=4, fg_threshold=0.1)
+    encoder = make("frames", fps=2, size=8, grid=2, hist_bins=4, fg_threshold=0.1)
     with pytest.raises(media.MediaError) as caught:
         embed.require_video(clips, encoder)
     assert str(caught.value) == (
@@ -108,12 +115,12 @@ def test_a_visual_encoder_on_audio_only_clips_names_a_clip_and_the_fix(tmp_path)
         "reads video frames: use an audio encoder, or leave frames out of embed.encoders"
     )
     embed.require_video(clips.iloc[:1], encoder)
-    embed.require_video(clips, LogmelEncoder(16000, 64, 400, 160, segments=1))
+    embed.require_video(clips, make("logmel"))
 
 
 def test_a_media_error_in_a_worker_reaches_the_main_process_as_itself(tmp_path):
     path = wav(tmp_path / "speech.wav", 1)
-    encoder = FramesEncoder(fps=2, size=8, grid=2, hist_bins=4, fg_threshold=0.1)
+    encoder = make("frames", fps=2, size=8, grid=2, hist_bins=4, fg_threshold=0.1)
     with pytest.raises(media.MediaError, match=r"speech\.wav: no video stream$"):
         embed.embed_clips([str(path)], [1], encoder, lambda i, rows: None, 1, 64, "test")
 
@@ -191,18 +198,21 @@ def running(pid: int) -> bool:
 EMBED_WITH_WORKERS = """
     import time
     import numpy as np
+    from avgate.encoders.base import Encoder
     from avgate.stages import embed
 
-    class Plain:  # 1 MB a second: results fill the queue that the main process stopped reading
-        name = "plain"
-        def embed_seconds(self, path, n):
-            return np.ones((n, 250_000), dtype=np.float32)
+    class Plain(Encoder):  # 1 MB a second: results fill the queue the main process stopped reading
+        kind, modality, dim = "plain", "audio", 250_000
+        def load(self, path, n):
+            return n
+        def embed(self, batch):
+            return [np.ones((n, self.dim), dtype=np.float32) for n in batch]
 
     def write(i, rows):
         print("busy", flush=True)
         time.sleep(600)
 
-    embed.embed_clips([str(i) for i in range(400)], [1] * 400, Plain(), write, 2, 64, "test")
+    embed.embed_clips([str(i) for i in range(400)], [1] * 400, Plain(None), write, 2, 64, "test")
 """
 
 MAP_WITH_WORKERS = """
@@ -246,7 +256,7 @@ def test_a_worker_whose_parent_died_before_it_armed_the_signal_exits_at_once(tmp
 def test_the_profile_reports_a_child_that_peaked_above_the_main_process(tmp_path):
     code = """
         import subprocess, sys
-        from avgate.stages.profile import recorded
+        from avgate.profiles import recorded
         grow = "x = bytearray(b'1') * (600 * 2**20)"
         with recorded("test"):
             subprocess.run([sys.executable, "-c", grow], check=True)

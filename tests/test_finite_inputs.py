@@ -15,11 +15,15 @@ from torch import nn
 
 from avgate.cli import is_user_error, main
 from avgate.errors import StageError
-from avgate.models.fit import FitConfig, NonFiniteError, fit
+from avgate.finetune.none import row_names
+from avgate.layout.inputs import Examples
 from avgate.models.heads import MLPHead
 from avgate.stages import ingest
-from avgate.stages.inputs import Examples
-from avgate.stages.train import finite_or_none, row_names
+from avgate.training.callbacks import Callback
+from avgate.training.finite import NonFiniteError, Rows
+from avgate.training.loop import FitConfig, fit
+from avgate.training.result import finite_or_none
+from avgate.training.tensors import Split, TensorClassification
 from tests import formats, hostile_media
 from tests.conftest import run_until_train, write_params
 
@@ -123,15 +127,24 @@ def features(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return x, (x[:, 0] > 0).long()
 
 
+class Logged(Callback):
+    def __init__(self, logs: list[dict]) -> None:
+        self.logs = logs
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.logs.append(logs)
+
+
 def train_head(x, y, lr: float = 0.05, model: nn.Module | None = None, logs=None) -> None:
     """Fit on rows 0-29 and validate on rows 30-39, for 5 epochs; `logs` gets each epoch's."""
     if model is None:
         model = MLPHead(4, 8, 2, 0.0)
         model.set_standardisation(x[:30])
     logs = [] if logs is None else logs
-    config = FitConfig(lr, 0.0, 8, 5, 5, 0)
-    fit(model, (x[:30], y[:30]), (x[30:], y[30:]), config, lambda e, log: logs.append(log),
-        row_names=NAMES)  # fmt: skip
+    train = Split(x[:30], y[:30], Rows("train", NAMES[0]))
+    val = Split(x[30:], y[30:], Rows("val", NAMES[1]))
+    task = TensorClassification(model, train, val, lr, weight_decay=0.0, batch_size=8)
+    fit(task, FitConfig(5, seed=0, patience=5), [Logged(logs)])
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
@@ -210,7 +223,9 @@ def test_head_description_numbers_are_finite_or_null_and_rows_are_named():
 
 
 def test_the_train_stage_names_the_clip_of_a_poisoned_embedding_row(project, capsys):
-    params = write_params(project, {"embed": {"encoders": ["logmel"]}, "train": {"seeds": [0]}})
+    params = write_params(
+        project, {"embed": {"encoders": {"logmel": "logmel"}}, "train": {"seeds": [0]}}
+    )
     run_until_train(params)
     store = project / "data/embeddings/logmel"
     rows = np.load(store / "train.npy")

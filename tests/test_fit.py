@@ -5,10 +5,23 @@ import torch
 
 from avgate.config import Params
 from avgate.declare import ConfigError
-from avgate.models.fit import FitConfig, fit
+from avgate.layout.inputs import Examples
 from avgate.models.heads import MLPHead
-from avgate.stages.evaluate import aggregated
-from avgate.stages.inputs import Examples
+from avgate.stages.train.evaluate import aggregated
+from avgate.training.callbacks import Callback
+from avgate.training.finite import Rows
+from avgate.training.loop import FitConfig, fit
+from avgate.training.tensors import Split, TensorClassification
+
+
+class Logs(Callback):
+    """Each epoch's logs, in order."""
+
+    def __init__(self) -> None:
+        self.logs: list[dict] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.logs.append(logs)
 
 
 def run_fit(selection: str) -> tuple[list[dict], object]:
@@ -18,10 +31,11 @@ def run_fit(selection: str) -> tuple[list[dict], object]:
     x = torch.tensor(features, dtype=torch.float32)
     y = torch.tensor((features[:, 0] + 0.8 * generator.normal(size=120) > 0).astype(np.int64))
     model = MLPHead(4, 16, 2, 0.0)
-    logs: list[dict] = []
-    config = FitConfig(0.05, 0.0, 16, 40, 40, 0, selection)
-    result = fit(model, (x[:80], y[:80]), (x[80:], y[80:]), config, lambda e, log: logs.append(log))
-    return logs, result
+    train, val = Split(x[:80], y[:80], Rows("train")), Split(x[80:], y[80:], Rows("val"))
+    task = TensorClassification(model, train, val, lr=0.05, weight_decay=0.0, batch_size=16)
+    logs = Logs()
+    result = fit(task, FitConfig(40, seed=0, patience=40, selection_metric=selection), [logs])
+    return logs.logs, result
 
 
 @pytest.mark.parametrize(("selection", "best"), [("val_loss", min), ("val_accuracy", max)])

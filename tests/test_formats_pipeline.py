@@ -38,8 +38,8 @@ def prepare(tmp_path, monkeypatch, fmt: str, overrides: dict | None = None):
     expected = writer(root)
     data = {"name": fmt, "format": fmt}
     if fmt == "folder":
-        data["group_pattern"] = formats.FOLDER_PATTERN
-    settings = {"data": data, "task": {"kind": "clip"}, "embed": {"encoders": ["logmel"]},
+        data["folder"] = {"group_pattern": formats.FOLDER_PATTERN}
+    settings = {"data": data, "task": {"kind": "clip"}, "embed": {"encoders": {"logmel": "logmel"}},
                 "evaluate": {"primary_metric": "accuracy"}} | case | (overrides or {})  # fmt: skip
     monkeypatch.chdir(tmp_path)
     return write_params(tmp_path, settings), root, expected
@@ -117,7 +117,7 @@ def test_duplicate_file_across_groups_is_reported_and_refused_by_split(tmp_path,
 
 
 def test_audit_reports_a_near_duplicate_across_splits(project):
-    params = write_params(project, {"embed": {"encoders": ["logmel"]}})
+    params = write_params(project, {"embed": {"encoders": {"logmel": "logmel"}}})
     ingest.run(params)
     split.run(params)
     embed.run(params, "logmel")

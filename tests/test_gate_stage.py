@@ -20,19 +20,21 @@ from scipy import stats as sps
 
 from avgate import stats
 from avgate.cli import main
+from avgate.commands import verify
 from avgate.config import Params
+from avgate.declare import ConfigError
 from avgate.errors import StageError
 from avgate.gating import ledger
 from avgate.gating.pairing import UnpairedError
-from avgate.gating.spec import SpecError, load_spec
-from avgate.stages import evaluate, gate, summarize, verify
-from avgate.stages.inputs import labels_of
+from avgate.gating.spec import load_spec
+from avgate.layout.inputs import labels_of
+from avgate.stages import gate
+from avgate.stages.train import evaluate, summarize
 from tests.conftest import run_until_train, train_every_seed, write_params
 from tests.scratch import sh
 
 SPEC = {
     "primary_metric": "segment_accuracy",
-    "direction": "maximize",
     "baseline": "base",
     "alpha_correction": "bonferroni",
     "min_groups": 2,
@@ -149,7 +151,7 @@ def test_quick_test_is_the_one_place_test_labels_are_scored_and_it_records_one_l
         [segment_accuracy(project, params, s) for s in range(3)]
     )
     deltas = [r["delta"] for r in result["per_seed"]]
-    assert result["p_value"] == stats.sign_flip(np.array(deltas), "greater").p_value
+    assert result["p_value"] == stats.STATISTICS["sign_flip"].test(deltas, "greater").p_value
     assert result["statistics"]["test"]["alternative"] == "greater"
     assert [c["name"] for c in result["criteria"]] == [
         "min_delta", "p_value", "ci_low", "non_inferiority:ece", "non_inferiority:class_recall",
@@ -240,9 +242,22 @@ def test_a_lost_look_fails_verify_and_the_next_look(project, capsys, attack):
 
 def test_too_few_test_groups_for_the_interval_are_refused_before_a_look(project):
     set_spec(project, min_groups=50)
-    with pytest.raises(SpecError, match="min_groups"):
+    with pytest.raises(ConfigError, match="min_groups"):
         gate.run(params_for(project, "quick_test"))
     assert (project / "gates/ledger.jsonl").read_bytes() == b""
+
+
+def test_a_plan_and_params_naming_different_primary_metrics_refuse_to_start(project):
+    set_spec(project, primary_metric="macro_f1")
+    written = project / "metrics/gate.json"
+    before = written.read_bytes() if written.exists() else None
+    for stage in ("selection", "quick_test"):
+        with pytest.raises(ConfigError) as err:
+            gate.run(params_for(project, stage))
+        assert "gates.yaml: primary_metric 'macro_f1' differs from params.yaml: " in str(err.value)
+        assert "evaluate.primary_metric 'segment_accuracy'" in str(err.value)
+    assert (project / "gates/ledger.jsonl").read_bytes() == b""
+    assert (written.read_bytes() if written.exists() else None) == before
 
 
 def test_a_look_from_a_queued_experiments_copy_is_refused(project, monkeypatch):

@@ -9,14 +9,24 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from avgate.gating.diagnostics import Worsening
-from avgate.gating.spec import GateStage
-from avgate.gating.verdict import interval_confidence, judge, to_dict
+from avgate.gating.criteria import interval_confidence
+from avgate.gating.spec import GateStage, parse_stage
+from avgate.gating.verdict import judge, to_dict
+from avgate.gating.worsening import Worsening
 
-QUICK = GateStage(
-    "quick_test", "test", (0, 1, 2), "sign_flip", "greater", 0.2, 0.018, None, {"ece": 0.01}
-)
-FULL = GateStage("full_test", "test", tuple(range(10)), "paired_t", "greater", 0.05, 0.02)
+
+def gate_stage(
+    name: str, seeds, statistic: str, alpha: float, min_delta: float, **keys
+) -> GateStage:
+    """A test stage as gates.yaml would write it (one look unless `looks` is given)."""
+    return parse_stage(
+        {"name": name, "split": "test", "seeds": list(seeds), "statistic": statistic,
+         "alternative": "greater", "alpha": alpha, "looks": 1, "min_delta": min_delta, **keys}
+    )  # fmt: skip
+
+
+QUICK = gate_stage("quick_test", range(3), "sign_flip", 0.2, 0.018, non_inferiority={"ece": 0.01})
+FULL = gate_stage("full_test", range(10), "paired_t", 0.05, 0.02)
 BASE3 = np.array([0.80, 0.82, 0.78])
 
 
@@ -64,7 +74,7 @@ def test_non_inferiority_fails_and_missing_diagnostic_fails():
     assert "missing" in missing.criteria[2].detail and missing.criteria[2].value is None
 
 
-CI = GateStage("ci", "test", (0, 1), "paired_t", "greater", 0.05, 0.0, ci_low_min=0.0, looks=2)
+CI = gate_stage("ci", range(2), "paired_t", 0.05, 0.0, ci_low_min=0.0, looks=2)
 CLIPS = np.repeat(np.arange(10), 4)  # 10 clips of 4 samples
 GROUPS = np.repeat(np.arange(5), 8)  # 5 groups of 2 clips
 
@@ -105,7 +115,9 @@ def test_ci_low_criterion_resamples_groups_then_clips():
 
 
 def test_ci_low_with_seeds_resampled_claims_the_training_procedure():
-    two_way = judge_ci(stage=replace(CI, resample_seeds=True))
+    seeds_too = gate_stage("ci", range(2), "paired_t", 0.05, 0.0, ci_low_min=0.0, looks=2,
+                      resample_seeds=True)  # fmt: skip
+    two_way = judge_ci(stage=seeds_too)
     assert two_way.statistics["claim"] == "this training procedure on new groups"
     assert "two-way over seeds and groups" in two_way.statistics["bootstrap"]["resampled"]
 
@@ -213,9 +225,9 @@ def test_protocol_promotion_rates(true_delta, low, high):
 
 
 def test_a_candidate_identical_to_the_baseline_fails_without_crashing():
-    stage = GateStage("t", "test", (0, 1, 2, 3, 4), "wilcoxon", "greater", 0.1, 0.0)
+    wilcoxon = gate_stage("t", range(5), "wilcoxon", 0.1, 0.0)
     scores = np.array([0.8, 0.81, 0.79, 0.8, 0.82])
-    verdict = judge(stage, "maximize", scores, scores.copy())
+    verdict = judge(wilcoxon, "maximize", scores, scores.copy())
     assert not verdict.passed
     assert verdict.statistics["test"]["p_value"] == 1.0
 

@@ -13,9 +13,10 @@ import torch
 
 from avgate.config import Params
 from avgate.declare import ConfigError
+from avgate.finetune import none
+from avgate.layout.inputs import model_dir
 from avgate.models.fused import FusedHead
-from avgate.stages import evaluate, summarize
-from avgate.stages.evaluate import load_head
+from avgate.stages.train import evaluate, summarize
 from tests.conftest import run_until_train, train_every_seed, write_params
 
 SMALL_WAVLM = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -37,8 +38,8 @@ def wavlm(tmp_path_factory) -> str:
 
 def test_linear_head_over_gated_fusion_with_layer_weights(project, wavlm):
     params = write_params(project, {
-        "embed": {"encoders": ["wavlm", "frames"], "device": "cpu",
-                  "wavlm": {"encoder": f"hf-audio:{wavlm}", "layer": "all"}},
+        "embed": {"encoders": {"wavlm": "hf_audio", "frames": "frames"}, "device": "cpu",
+                  "wavlm": {"model": wavlm, "layer": "all"}},
         "train": {"head": "linear", "fusion": "gated", "seeds": [0]},
     })  # fmt: skip
     run_until_train(params)
@@ -48,7 +49,7 @@ def test_linear_head_over_gated_fusion_with_layer_weights(project, wavlm):
     assert (arch["kind"], arch["head"], arch["fusion"]) == ("fused", "linear", "gated")
     assert [(b["encoder"], b["n_layers"]) for b in arch["blocks"]] == [("wavlm", 3), ("frames", 1)]
     assert set(description["gates"]) == {"audio", "visual"}
-    model, _ = load_head(0)
+    model = none.load(params, model_dir(0), description)
     assert isinstance(model, FusedHead)
     weights = model.layers["wavlm"][0].layer_weights()
     assert weights.shape == (3,) and torch.isclose(weights.sum(), torch.tensor(1.0))

@@ -14,10 +14,10 @@ import torch
 
 from avgate.config import EmbedParams
 from avgate.declare import ConfigError
-from avgate.encoders import build
 from avgate.encoders.crepe import CrepeEncoder
 from avgate.encoders.hf_audio import HFAudioEncoder
 from avgate.encoders.hf_vision import HFVisionEncoder
+from avgate.encoders.registry import build, make
 
 RATE = 16000
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
@@ -184,17 +184,27 @@ def media_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+def audio(model: Path, **options) -> HFAudioEncoder:
+    """An hf_audio encoder of the model saved in `model`, on the CPU."""
+    return make("hf_audio", model=str(model), **options)
+
+
+def vision(model: Path, **options) -> HFVisionEncoder:
+    """An hf_vision encoder of the model saved in `model`, on the CPU."""
+    return make("hf_vision", model=str(model), **options)
+
+
 @pytest.fixture(scope="module")
 def w2v(models: Path) -> HFAudioEncoder:
-    return HFAudioEncoder(str(models / "w2v"), layer="all")
+    return audio(models / "w2v", layer="all")
 
 
-# hf-audio
+# hf_audio
 
 
 @pytest.mark.parametrize("name", ["w2v", "wavlm", "ast", "whisper", "clap"])
 def test_audio_shape_dtype_and_determinism(models, media_files, name):
-    encoder = HFAudioEncoder(str(models / name))
+    encoder = audio(models / name)
     first = encoder.embed_seconds(media_files["wav3"], 3)
     assert first.shape == (3, encoder.dim) == (3, 32)
     assert first.dtype == np.float32 and np.isfinite(first).all()
@@ -208,11 +218,11 @@ def test_audio_layer_choices_and_all_is_the_layers_side_by_side(models, media_fi
     assert (w2v.n_layers, w2v.layer_dim, w2v.dim) == (3, 32, 96)
     assert everything.shape == (3, 96)
     for index in range(3):
-        single = HFAudioEncoder(str(models / "w2v"), layer=index)
+        single = audio(models / "w2v", layer=index)
         assert (single.n_layers, single.dim) == (1, 32)
         block = everything.reshape(3, w2v.n_layers, w2v.layer_dim)[:, index]
         np.testing.assert_allclose(single.embed([wave])[0], block, rtol=1e-5, atol=1e-6)
-    last = HFAudioEncoder(str(models / "w2v"), layer="last").embed([wave])[0]
+    last = audio(models / "w2v", layer="last").embed([wave])[0]
     np.testing.assert_allclose(last, everything[:, 64:], rtol=1e-5, atol=1e-6)
 
 
@@ -227,7 +237,7 @@ def test_audio_changing_one_second_changes_only_its_row(media_files, w2v):
 
 @pytest.mark.parametrize(("name", "layer"), [("w2v", "all"), ("ast", "all"), ("clap", "last")])
 def test_audio_batch_equals_each_clip_alone(models, media_files, name, layer):
-    encoder = HFAudioEncoder(str(models / name), layer=layer)
+    encoder = audio(models / name, layer=layer)
     waves = [encoder.load(media_files["wav3"], 3), encoder.load(media_files["wav2"], 2)]
     together = encoder.embed(waves)
     assert [a.shape for a in together] == [(3, encoder.dim), (2, encoder.dim)]
@@ -257,7 +267,7 @@ def test_audio_rows_match_a_direct_transformers_call(models, media_files, w2v):
     expected = torch.cat([s.mean(dim=1) for s in states], dim=1)[0].numpy()
     np.testing.assert_allclose(w2v.embed([wave])[0][2], expected, rtol=1e-4, atol=1e-5)
 
-    encoder = HFAudioEncoder(str(models / "whisper"))
+    encoder = audio(models / "whisper")
     extractor = AutoFeatureExtractor.from_pretrained(models / "whisper")
     whisper = WhisperModel.from_pretrained(models / "whisper").eval()
     with torch.inference_mode():
@@ -267,7 +277,7 @@ def test_audio_rows_match_a_direct_transformers_call(models, media_files, w2v):
     expected = states[0, :50].mean(dim=0).numpy()
     np.testing.assert_allclose(encoder.embed([wave])[0][2], expected, rtol=1e-4, atol=1e-5)
 
-    encoder = HFAudioEncoder(str(models / "clap"))
+    encoder = audio(models / "clap")
     extractor = AutoFeatureExtractor.from_pretrained(models / "clap")
     clap = ClapModel.from_pretrained(models / "clap").eval()
     with torch.inference_mode():
@@ -277,14 +287,14 @@ def test_audio_rows_match_a_direct_transformers_call(models, media_files, w2v):
 
 
 def test_audio_identity_names_what_decides_the_arrays(models, w2v):
-    same = HFAudioEncoder(str(models / "w2v"), layer="all")
+    same = audio(models / "w2v", layer="all")
     assert same.identity() == w2v.identity()
     assert json.loads(json.dumps(w2v.identity())) == w2v.identity()
     assert w2v.identity()["weights"] == "local folder"
     others = [
-        HFAudioEncoder(str(models / "w2v"), layer=1),
-        HFAudioEncoder(str(models / "w2v"), layer="last"),
-        HFAudioEncoder(str(models / "w2v-other"), layer="all"),  # same config, other weights
+        audio(models / "w2v", layer=1),
+        audio(models / "w2v", layer="last"),
+        audio(models / "w2v-other", layer="all"),  # same config, other weights
     ]
     identities = [w2v.identity()] + [o.identity() for o in others]
     assert len({json.dumps(i, sort_keys=True) for i in identities}) == 4
@@ -295,23 +305,27 @@ def test_audio_identity_names_what_decides_the_arrays(models, w2v):
     ("params", "message"),
     [
         ({"layer": 3}, r"embed\.hf_audio\.layer 3 is out of range.*0\.\.2"),
-        ({"layer": "first"}, r"embed\.hf_audio\.layer 'first' is not a layer choice"),
-        ({"layer": -1}, r"embed\.hf_audio\.layer -1 is not a layer choice"),
+        ({"layer": "first"}, r"embed\.hf_audio\.layer must be 'last', 'all' or a hidden-state"),
+        ({"layer": -1}, r"embed\.hf_audio\.layer must be .*, got '-1'"),
+        ({"layer": 1.5}, r"embed\.hf_audio\.layer must be a string, got 1\.5"),
         ({"sample_rate": 22050}, r"embed\.hf_audio\.sample_rate 22050 differs.*set it to 16000"),
-        ({"sample_rate": 0}, r"embed\.hf_audio\.sample_rate 0 must be a positive integer"),
-        ({"device": "quantum"}, r"embed\.hf_audio\.device 'quantum' is not a torch device"),
+        ({"sample_rate": 0}, r"embed\.hf_audio\.sample_rate must be >= 1"),
+        ({"revision": ""}, r"embed\.hf_audio\.revision must not be empty"),
+        ({"device": "quantum"}, r"embed\.device 'quantum' is not a torch device"),
     ],
 )
 def test_audio_bad_params_name_the_key(models, params, message):
     with pytest.raises(ConfigError, match=message):
-        HFAudioEncoder(str(models / "w2v"), **params)
+        audio(models / "w2v", **params)
 
 
 def test_audio_unloadable_model_names_the_key(models, tmp_path):
-    with pytest.raises(ConfigError, match=r"embed\.hf_audio\.encoder names .* could not be loaded"):
-        HFAudioEncoder(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"embed\.hf_audio\.model '.*' .* could not be loaded"):
+        audio(tmp_path)
     with pytest.raises(ConfigError, match=r"embed\.hf_audio\.layer 'all': a CLAP audio tower"):
-        HFAudioEncoder(str(models / "clap"), layer="all")
+        audio(models / "clap", layer="all")
+    with pytest.raises(ConfigError, match=r"embed\.hf_audio\.model is missing; add it"):
+        make("hf_audio")
 
 
 @pytest.mark.parametrize("offline", ["HF_HUB_OFFLINE", "no network"])
@@ -325,18 +339,19 @@ def test_an_uncached_hub_id_fails_at_once_offline_naming_the_encoder_key(offline
         monkeypatch.setattr(constants, "ENDPOINT", "https://hub.invalid")
     started = time.perf_counter()
     with pytest.raises(ConfigError) as caught:
-        build("wavlm", EmbedParams(models={"wavlm": {"encoder": "hf-audio:org/not-cached"}}))
+        build("wavlm", EmbedParams(encoders={"wavlm": "hf_audio"},
+                                   sections={"wavlm": {"model": "org/not-cached"}}))  # fmt: skip
     assert time.perf_counter() - started < 10, "no retries against an unreachable hub"
     message = str(caught.value)
-    assert "embed.wavlm.encoder names 'org/not-cached'" in message and "unreachable" in message
+    assert "embed.wavlm.model 'org/not-cached'" in message and "unreachable" in message
 
 
-# hf-vision
+# hf_vision
 
 
 @pytest.fixture(scope="module")
 def clip_vision(models: Path) -> HFVisionEncoder:
-    return HFVisionEncoder(str(models / "clip-vision"), fps=2, size=32)
+    return vision(models / "clip-vision", fps=2, size=32)
 
 
 def test_vision_shape_dtype_determinism_and_features(models, media_files, clip_vision):
@@ -345,7 +360,7 @@ def test_vision_shape_dtype_determinism_and_features(models, media_files, clip_v
     assert clip_vision.features == "pooler_output"
     np.testing.assert_array_equal(first, clip_vision.embed_seconds(media_files["wide"], 3))
     assert np.abs(first[0] - first[2]).max() > 1e-4  # the square moved
-    clip = HFVisionEncoder(str(models / "clip"), fps=2, size=32)
+    clip = vision(models / "clip", fps=2, size=32)
     assert (clip.features, clip.dim) == ("image_features", 24)
     assert clip.embed_seconds(media_files["wide"], 3).shape == (3, 24)
 
@@ -367,13 +382,13 @@ def test_vision_rows_are_mean_frame_features_of_a_direct_call(models, media_file
     )
     pixels = (pixels - mean) / std
     with torch.inference_mode():
-        vision = CLIPVisionModel.from_pretrained(models / "clip-vision").eval()
-        pooled = vision(pixel_values=pixels).pooler_output
+        tower = CLIPVisionModel.from_pretrained(models / "clip-vision").eval()
+        pooled = tower(pixel_values=pixels).pooler_output
         clip = CLIPModel.from_pretrained(models / "clip").eval()
         projected = clip.get_image_features(pixel_values=pixels).pooler_output
     rows = clip_vision.embed([frames])[0]
     np.testing.assert_allclose(rows[1], pooled[2:4].mean(dim=0).numpy(), rtol=1e-4, atol=1e-5)
-    encoder = HFVisionEncoder(str(models / "clip"), fps=2, size=32)
+    encoder = vision(models / "clip", fps=2, size=32)
     rows = encoder.embed([frames])[0]
     np.testing.assert_allclose(rows[2], projected[4:6].mean(dim=0).numpy(), rtol=1e-4, atol=1e-5)
 
@@ -387,31 +402,31 @@ def test_vision_batch_equals_each_clip_alone(media_files, clip_vision):
 
 
 def test_vision_sizes_cache_side_by_side(models, media_files, clip_vision):
-    larger = HFVisionEncoder(str(models / "clip-vision"), fps=2, size=48)  # interpolated
+    larger = vision(models / "clip-vision", fps=2, size=48)  # interpolated
     assert larger.load(media_files["wide"], 3).shape == (6, 48, 48, 3)
     assert larger.embed_seconds(media_files["wide"], 3).shape == (3, 32)
-    again = HFVisionEncoder(str(models / "clip-vision"), fps=2, size=32)
+    again = vision(models / "clip-vision", fps=2, size=32)
     assert again.identity() == clip_vision.identity()
     assert larger.identity()["size"] == 48 and larger.identity() != clip_vision.identity()
-    assert HFVisionEncoder(str(models / "clip"), size=32).identity() != clip_vision.identity()
+    assert vision(models / "clip", size=32).identity() != clip_vision.identity()
 
 
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"fps": 0}, r"embed\.hf_vision\.fps 0 must be a positive integer"),
-        ({"size": 1.5}, r"embed\.hf_vision\.size 1\.5 must be a positive integer"),
-        ({"device": "cuda:x"}, r"embed\.hf_vision\.device 'cuda:x'"),
+        ({"fps": 0}, r"embed\.hf_vision\.fps must be >= 1"),
+        ({"size": 1.5}, r"embed\.hf_vision\.size must be an integer, got 1\.5"),
+        ({"device": "cuda:x"}, r"embed\.device 'cuda:x'"),
     ],
 )
 def test_vision_bad_params_name_the_key(models, params, message):
     with pytest.raises(ConfigError, match=message):
-        HFVisionEncoder(str(models / "clip-vision"), **params)
+        vision(models / "clip-vision", **params)
 
 
 def test_vision_model_without_preprocessor_names_the_key(models, tmp_path):
-    with pytest.raises(ConfigError, match=r"embed\.hf_vision\.encoder names .* preprocessor"):
-        HFVisionEncoder(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"embed\.hf_vision\.model '.*' .* preprocessor"):
+        vision(tmp_path)
 
 
 # crepe
@@ -419,7 +434,7 @@ def test_vision_model_without_preprocessor_names_the_key(models, tmp_path):
 
 @pytest.fixture(scope="module")
 def crepe() -> CrepeEncoder:
-    return CrepeEncoder("tiny", hop_ms=20)
+    return make("crepe", hop_ms=20)
 
 
 def test_crepe_shape_dtype_determinism_and_locality(media_files, crepe):
@@ -450,36 +465,36 @@ def test_crepe_batch_and_identity(media_files, crepe):
     for wave, rows in zip(waves, together, strict=True):
         np.testing.assert_allclose(rows, crepe.embed([wave])[0], rtol=1e-4, atol=1e-5)
     identity = crepe.identity()
-    assert identity == CrepeEncoder("tiny", hop_ms=20).identity()
-    assert identity != CrepeEncoder("tiny", hop_ms=10).identity()
-    assert identity["capacity"] == "tiny" and len(identity["weights_sha256"]) == 64
+    assert identity == make("crepe", model="tiny", hop_ms=20).identity()
+    assert identity != make("crepe", hop_ms=10).identity()
+    assert identity["model"] == "tiny" and len(identity["weights_sha256"]) == 64
     assert json.loads(json.dumps(identity)) == identity
 
 
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"model": "huge"}, r"embed\.crepe\.model 'huge' is not a CREPE capacity"),
-        ({"hop_ms": 7}, r"embed\.crepe\.hop_ms 7 must be a positive integer that divides 1000"),
-        ({"device": "quantum"}, r"embed\.crepe\.device 'quantum'"),
+        ({"model": "huge"}, r"embed\.crepe\.model must be one of \['tiny', 'full'\]"),
+        ({"hop_ms": 7}, r"embed\.crepe\.hop_ms must be a positive integer that divides 1000"),
+        ({"device": "quantum"}, r"embed\.device 'quantum'"),
     ],
 )
 def test_crepe_bad_params_name_the_key(params, message):
     with pytest.raises(ConfigError, match=message):
-        CrepeEncoder(**params)
+        make("crepe", **params)
 
 
 def test_embed_stage_and_heads_run_on_saved_wavlm_ast_and_clip(project, models):
-    from avgate.encoders import build
     from avgate.stages import embed, ingest, split
     from tests.conftest import train_every_seed, write_params
 
+    kinds = {"wavlm": "hf_audio", "ast": "hf_audio", "clipv": "hf_vision"}
     sections = {
-        "wavlm": {"encoder": f"hf-audio:{models / 'wavlm'}", "layer": "all"},
-        "ast": {"encoder": f"hf-audio:{models / 'ast'}", "layer": "last"},
-        "clipv": {"encoder": f"hf-vision:{models / 'clip-vision'}", "fps": 1, "size": 32},
+        "wavlm": {"model": str(models / "wavlm"), "layer": "all"},
+        "ast": {"model": str(models / "ast"), "layer": "last"},
+        "clipv": {"model": str(models / "clip-vision"), "fps": 1, "size": 32},
     }
-    embed_params = {"encoders": list(sections), "workers": 1, "device": "cpu", "batch_seconds": 8}
+    embed_params = {"encoders": kinds, "workers": 1, "device": "cpu", "batch_seconds": 8}
     train_params = {"seeds": [0], "fusion": "gated", "max_epochs": 4}
     params = write_params(
         project,
@@ -504,23 +519,24 @@ def test_embed_stage_and_heads_run_on_saved_wavlm_ast_and_clip(project, models):
         assert np.isfinite(array.astype(np.float32)).all()
     wavlm = json.loads((project / "data/embeddings/wavlm/meta.json").read_text())
     assert wavlm == json.loads(json.dumps(metas["wavlm"]))  # the identity is the whole meta
-    bad = params.embed.models["wavlm"] | {"layer": 7}
-    with pytest.raises(ConfigError, match=r"embed\.wavlm\.layer"):
-        build("wavlm", replace(params.embed, models={"wavlm": bad}))
-    with pytest.raises(ConfigError, match="name the model"):
-        build("wavlm", replace(params.embed, models={"wavlm": {"encoder": "hf-audio:"}}))
-    with pytest.raises(ConfigError, match="unknown kind 'hf-text'"):
-        build("wavlm", replace(params.embed, models={"wavlm": {"encoder": "hf-text:x"}}))
+    assert metas["wavlm"]["encoder"] == "hf_audio" and "model" not in metas["wavlm"]
+    bad = params.embed.sections | {"wavlm": sections["wavlm"] | {"layer": 7}}
+    with pytest.raises(ConfigError, match=r"embed\.wavlm\.layer 7 is out of range"):
+        build("wavlm", replace(params.embed, sections=bad))
+    with pytest.raises(ConfigError, match=r"embed\.wavlm\.model must not be empty"):
+        build("wavlm", replace(params.embed, sections={"wavlm": {"model": ""}}))
+    with pytest.raises(ConfigError, match="unknown encoder kind 'hf_text'"):
+        build("wavlm", replace(params.embed, encoders={"wavlm": "hf_text"}))
 
 
 def test_demo_wavlm_is_byte_identical_per_seed_and_loads_as_an_encoder(tmp_path, media_files):
-    from avgate.datasets.demo_encoder import write_demo_wavlm
+    from avgate.demo.encoder import write_demo_wavlm
 
     first, again, other = (
         write_demo_wavlm(tmp_path / n, s) for n, s in (("a", 0), ("b", 0), ("c", 1))
     )
     weights = [(f / "model.safetensors").read_bytes() for f in (first, again, other)]
     assert weights[0] == weights[1] != weights[2]
-    encoder = HFAudioEncoder(str(first), layer="last")
+    encoder = audio(first, layer="last")
     rows = encoder.embed_seconds(media_files["wav3"], 3)
     assert rows.shape == (3, 64) and np.isfinite(rows).all()

@@ -88,7 +88,25 @@ def test_folder_without_groups_prints_every_warning_and_an_unknown_verdict(
     assert any(w.startswith("label 'hum' lost all its 2 file(s)") for w in warnings)
     assert main(["split"]) == 0
     out = capsys.readouterr().out
-    assert "UNKNOWN: every group holds one clip" in out and "data.group_pattern" in out
+    assert "UNKNOWN: every group holds one clip" in out and "data.folder.group_pattern" in out
     leakage = json.loads((tmp_path / "metrics/leakage.json").read_text())
     assert leakage["verdict"].startswith("UNKNOWN")
     assert leakage["group_check"]["singleton_groups"] == len(expected)
+
+
+def test_an_option_of_another_format_is_reported_as_ignored(tmp_path, monkeypatch, capsys):
+    sections = {"folder": {"group_pattern": "^(x)"}, "csv": {"manifest": "manifest.csv"}}
+    project(tmp_path, monkeypatch, "fsdd", {"data": {"name": "fsdd", "format": "fsdd", **sections}})
+    assert main(["ingest"]) == 0
+    note = "data.folder.group_pattern '^(x)' is ignored: it applies to data.format folder, not fsdd"
+    assert ingest_report(tmp_path)["warnings"] == [note]
+    assert f"ingest: warning: {note}" in capsys.readouterr().out
+
+
+def test_a_typo_in_a_format_section_fails_ingest_naming_the_key(tmp_path, monkeypatch, capsys):
+    data = {"name": "fsdd", "format": "fsdd", "folder": {"group_patern": "^(x)"}}
+    project(tmp_path, monkeypatch, "fsdd", {"data": data})
+    assert main(["ingest"]) != 0
+    err = capsys.readouterr().err
+    assert "params.yaml: unknown key(s) ['group_patern'] in data.folder" in err
+    assert not (tmp_path / "metrics/ingest.json").exists()

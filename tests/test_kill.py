@@ -46,7 +46,7 @@ def epochs_saved(checkpoint: Path) -> int:
     """Epochs in the training checkpoint (written by rename, so never read half-written)."""
     if not checkpoint.exists():
         return 0
-    return len(torch.load(checkpoint, weights_only=True)["history"])
+    return len(torch.load(checkpoint, weights_only=True)["progress"]["history"])
 
 
 def wait_for(condition, process: subprocess.Popen, timeout_s: float = 120) -> None:
@@ -73,7 +73,7 @@ def check_complete(folder: Path) -> None:
 
 
 def test_killed_embed_reruns_to_the_same_bytes(project):
-    params = write_params(project, {"embed": {"encoders": ["frames"], "workers": 0}})
+    params = write_params(project, {"embed": {"encoders": {"frames": "frames"}, "workers": 0}})
     ingest.run(params)
     split.run(params)
     embed.run(params, "frames")
@@ -98,7 +98,7 @@ def test_killed_train_resumes_from_its_checkpoint_to_the_same_bytes(project):
     expected = snapshot(project / "models/seed0"), snapshot(project / "dvclive/train/seed0")
     for folder in ("models", "dvclive"):
         shutil.rmtree(project / folder)
-    checkpoint = project / "data/checkpoints/train/seed0/head.pt"
+    checkpoint = project / "data/checkpoints/train/seed0/last.pt"
     for epochs in (1, 20, 60):  # killed once the checkpoint holds this many epochs
         process = avgate(project, "train")
         wait_for(lambda n=epochs: epochs_saved(checkpoint) >= n, process)

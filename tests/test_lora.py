@@ -1,6 +1,7 @@
 """LoRA on tiny, randomly initialised encoders saved to and loaded from temp folders."""
 
 import copy
+import json
 import types
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from safetensors import safe_open
 from torch import nn
 from transformers import (
     ASTConfig,
@@ -19,23 +21,27 @@ from transformers import (
 )
 
 from avgate.declare import ConfigError
-from avgate.models.lora import (
-    EQUIVALENCE_TOLERANCE,
+from avgate.finetune.lora.adapters import (
     TARGET_PRESETS,
-    AudioClassifier,
-    check_forward_equivalence,
-    check_gradient_flow,
-    check_trainable,
     load_adapter,
-    load_checkpoint,
-    load_encoder,
     parameter_report,
     resolve_targets,
     save_adapter,
-    save_checkpoint,
-    train_steps,
     wrap_lora,
 )
+from avgate.finetune.lora.checks import (
+    EQUIVALENCE_TOLERANCE,
+    check_forward_equivalence,
+    check_gradient_flow,
+    check_trainable,
+)
+from avgate.finetune.lora.classifier import AudioClassifier, load_encoder
+from avgate.finetune.lora.task import LoraTask
+from avgate.training.callbacks import Callback
+from avgate.training.checkpoint import Checkpointing
+from avgate.training.determinism import seed_everything
+from avgate.training.loop import FitConfig, fit, train_epoch
+from avgate.training.task import Task
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 CONV = dict(
@@ -98,6 +104,44 @@ def logits(model: nn.Module, waveforms: torch.Tensor) -> torch.Tensor:
 
 def lora_module_count(model: nn.Module) -> int:
     return sum(hasattr(module, "lora_A") for module in model.modules())
+
+
+class GivenBatches(Task):
+    """`(inputs, labels)` batches in the order given, cross-entropy: one pass of the loop."""
+
+    def __init__(self, model: nn.Module, batches: list, optimiser) -> None:
+        self.model, self.given, self._optimiser = model, batches, optimiser
+
+    def optimiser(self):
+        return self._optimiser
+
+    def batches(self, generator: torch.Generator) -> list:
+        return self.given
+
+    def loss(self, batch) -> torch.Tensor:
+        return nn.functional.cross_entropy(self.model(batch[0]), batch[1])
+
+    def rows(self, batch) -> int:
+        return len(batch[1])
+
+    def validate(self) -> dict[str, float]:
+        return {"val_loss": 0.0, "val_accuracy": 0.0}
+
+
+class BatchLosses(Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_batch_end(self, epoch: int, rows: int, loss: float) -> None:
+        self.losses.append(loss)
+
+
+def train_steps(model: nn.Module, batches: list, optimizer, accumulate: int = 1) -> list[float]:
+    """One pass of the loop's `train_epoch` over `batches`; each batch's loss."""
+    losses = BatchLosses()
+    task = GivenBatches(model, batches, optimizer)
+    train_epoch(task, optimizer, torch.Generator(), 1, accumulate, losses)
+    return losses.losses
 
 
 ENCODERS = {
@@ -224,6 +268,10 @@ def test_saved_adapter_gives_identical_logits(wavlm_path, data, tmp_path):
     names = {p.name for p in (tmp_path / "adapter").iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "head.safetensors"} <= names
 
+    config = json.loads((tmp_path / "adapter/adapter_config.json").read_text())
+    assert config["target_modules"] == sorted(config["target_modules"])  # not a set's order
+    with safe_open(tmp_path / "adapter/head.safetensors", framework="pt") as f:
+        assert list(f.metadata()) == ["classifier"]  # one key: no order to vary by process
     loaded = load_adapter(wavlm_path, tmp_path / "adapter")
     assert loaded.pooling == "attention" and loaded.n_classes == N_CLASSES
     assert torch.equal(logits(loaded, data[0]), logits(model, data[0]))
@@ -278,48 +326,58 @@ def test_a_short_last_group_steps_on_its_own_mean():
 
 def test_amp_is_off_on_cpu():
     torch.manual_seed(0)
-    amp, plain = nn.Linear(4, 2), nn.Linear(4, 2)
-    plain.load_state_dict(amp.state_dict())
-    train_steps(amp, linear_data(2), torch.optim.SGD(amp.parameters(), lr=0.5), amp=True)
-    train_steps(plain, linear_data(2), torch.optim.SGD(plain.parameters(), lr=0.5))
-    assert all(torch.equal(a, b) for a, b in zip(amp.parameters(), plain.parameters(), strict=True))
+    model = nn.Linear(4, 2)
+    cpu = torch.device("cpu")
+    task = LoraTask(model, None, None, {}, 0.5, 2, 0, amp=True, device=cpu)
+    x, y = linear_data(1)[0]
+    assert task.amp is False
+    with torch.no_grad():
+        plain = nn.functional.cross_entropy(model(x), y)
+        assert torch.equal(task.loss((x, y, torch.tensor([0, 1]))), plain)
+    assert task.loss((x, y, torch.tensor([0, 1]))).dtype == torch.float32
 
 
-def run_steps(model, optimizer, generator, data, n: int) -> None:
-    x, y = data
-    for _ in range(n):
-        batch = torch.randperm(len(x), generator=generator)[:2]
-        train_steps(model, [(x[batch], y[batch])], optimizer)
+class Waves(torch.utils.data.Dataset):
+    """One waveform per clip (1 window each), in memory: what `ClipWindows` gives the loader."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y, self.seconds = x, y, [1] * len(x)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        return self.x[i : i + 1], self.y[i : i + 1], i
 
 
-def fresh(path, seed: int):
+def lora_fit(path, seed: int, epochs: int, checkpoint: Checkpointing | None):
+    """A tiny LoRA run through the one loop: WavLM with dropout, LayerDrop and SpecAugment, so
+    training draws on torch's, numpy's and the batch-order generators."""
+    seed_everything(seed, 1)
     model = classifier(path, "attention_mlp", seed=seed)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    return model, optimizer, torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(1)
+    x, y = torch.randn(6, SAMPLES, generator=generator), torch.tensor([0, 1, 2, 1, 0, 2])
+    ids = np.array([f"clip{i}" for i in range(6)])
+    clips = {"train": ids[:4], "val": ids[4:]}
+    cpu = torch.device("cpu")
+    task = LoraTask(model, Waves(x[:4], y[:4]), Waves(x[4:], y[4:]), clips, 1e-2, 2, 0, False, cpu)
+    config = FitConfig(epochs, seed=0, selection_metric="val_accuracy")
+    return model, fit(task, config, checkpoint=checkpoint)
 
 
-def test_resuming_from_a_checkpoint_matches_an_uninterrupted_run(wavlm_path, data, tmp_path):
-    def reseed(seed: int) -> None:
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-
-    model, optimizer, generator = fresh(wavlm_path, seed=0)
-    reseed(1)
-    run_steps(model, optimizer, generator, data, 4)
-
-    first, optimizer, generator = fresh(wavlm_path, seed=0)
-    reseed(1)
-    run_steps(first, optimizer, generator, data, 2)
-    save_checkpoint(tmp_path / "last.pt", first, optimizer, epoch=2, generator=generator)
+def test_a_resumed_lora_run_ends_with_the_uninterrupted_runs_bytes(wavlm_path, tmp_path):
+    straight, done = lora_fit(wavlm_path, seed=0, epochs=4, checkpoint=None)
+    checkpoint = Checkpointing(tmp_path / "last.pt", key="k")
+    lora_fit(wavlm_path, seed=0, epochs=2, checkpoint=checkpoint)
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left
-
-    resumed, optimizer, generator = fresh(wavlm_path, seed=7)  # other init and data order
-    reseed(99)
-    assert load_checkpoint(tmp_path / "last.pt", resumed, optimizer, generator) == 2
-    run_steps(resumed, optimizer, generator, data, 2)
-    expected = model.state_dict()
+    resumed, result = lora_fit(wavlm_path, seed=7, epochs=4, checkpoint=checkpoint)  # other init
+    assert result.resumed_from_epoch == 2 and result.epochs_run == 4
+    assert (result.best_epoch, result.best_val_loss) == (done.best_epoch, done.best_val_loss)
+    expected = straight.state_dict()
     for name, value in resumed.state_dict().items():
         assert torch.equal(value, expected[name]), name
+    other, _ = lora_fit(wavlm_path, seed=7, epochs=4, checkpoint=None)
+    assert not all(torch.equal(v, expected[k]) for k, v in other.state_dict().items())
 
 
 def test_whisper_pools_only_the_positions_that_hold_the_audio(tmp_path_factory, tmp_path):

@@ -18,10 +18,21 @@ from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
 from avgate.config import Params
 from avgate.declare import ConfigError
 from avgate.errors import StageError
-from avgate.models.lora import EQUIVALENCE_TOLERANCE, TARGET_PRESETS, load_encoder
+from avgate.files import read_json
+from avgate.finetune import lora
+from avgate.finetune.lora import fitting
+from avgate.finetune.lora.adapters import TARGET_PRESETS, resolve_targets
+from avgate.finetune.lora.base import base_model
+from avgate.finetune.lora.checks import EQUIVALENCE_TOLERANCE
+from avgate.finetune.lora.classifier import load_encoder
+from avgate.finetune.lora.clips import ClipWindows, Featurizer
+from avgate.layout.clips import usable_clips
+from avgate.layout.inputs import DESCRIPTION, labels_of, model_dir
 from avgate.scoring import predictions_table
-from avgate.stages import ingest, lora_train, split
-from avgate.stages.lora_train import checkpoint_dir, predict, train
+from avgate.stages import ingest, split
+from avgate.stages.train.train_seed import checkpoint_path, lora_clips
+from avgate.stages.train.train_seed import run as train
+from avgate.training import checkpoint as checkpoints
 from tests.conftest import write_params
 
 WAVLM = WavLMConfig(
@@ -50,10 +61,30 @@ def wavlm(tmp_path_factory) -> Path:
     return path
 
 
+def checkpoint_dir(seed: int) -> Path:
+    return checkpoint_path(seed).parent
+
+
+def load_trained(params: Params, seed: int) -> tuple[torch.nn.Module, dict]:
+    description = read_json(model_dir(seed) / DESCRIPTION)
+    return lora.load(params, model_dir(seed), description), description
+
+
+def predict(params: Params, seed: int, split_name: str):
+    """Index, labels, logits and classes of a split, as the evaluate stage gets them."""
+    model, description = load_trained(params, seed)
+    index, logits = lora.predict(params, model, lora_clips(params, split_name, labelled=False))
+    return index, labels_of(params, index), logits, description["classes"]
+
+
 def settings(wavlm: Path, **overrides) -> dict:
-    section = {"wavlm": {"encoder": f"hf-audio:{wavlm}"}}
+    section = {"wavlm": {"model": str(wavlm)}}
     train_section = {"seeds": [SEED], "finetune": "lora", "lora": LORA}
-    return {"embed": {"encoders": ["logmel"], **section}, "train": train_section, **overrides}
+    return {
+        "embed": {"encoders": {"logmel": "logmel"}, "logmel": {}, **section},
+        "train": train_section,
+        **overrides,
+    }
 
 
 def adapter(root: Path, seed: int) -> dict[str, torch.Tensor]:
@@ -61,6 +92,17 @@ def adapter(root: Path, seed: int) -> dict[str, torch.Tensor]:
     return {
         **load_file(folder / "adapter_model.safetensors"),
         **load_file(folder / "head.safetensors"),
+    }
+
+
+def files(root: Path, seed: int) -> dict[str, bytes]:
+    """Every file of a seed's model folder and dvclive log, by path."""
+    folders = [root / f"models/seed{seed}", root / f"dvclive/train/seed{seed}"]
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for folder in folders
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -80,11 +122,12 @@ def trained(tmp_path_factory, small_demo, wavlm):
         ingest.run(params)
         split.run(params)
         description = train(params, SEED)
-    return root, params, description, adapter(root, SEED), curves(root, SEED)
+    snapshot = files(root, SEED)
+    return root, params, description, adapter(root, SEED), curves(root, SEED), snapshot
 
 
 def test_train_writes_the_adapter_and_its_description(trained, wavlm):
-    root, params, description, weights, _ = trained
+    root, params, description, weights, _, _ = trained
     folder = root / "models/seed0"
     assert {p.name for p in folder.iterdir()} == {"adapter", "head.json"}
     assert {"adapter_config.json", "adapter_model.safetensors", "head.safetensors"} <= {
@@ -110,7 +153,7 @@ def test_train_writes_the_adapter_and_its_description(trained, wavlm):
 
 
 def test_only_adapters_and_head_train_and_the_counts_are_right(trained, wavlm):
-    _, _, description, weights, _ = trained
+    _, _, description, weights, _, _ = trained
     n_classes = len(description["classes"])
     hidden, layers = WAVLM.hidden_size, WAVLM.num_hidden_layers
     adapters = layers * 4 * R * (hidden + hidden)  # q, k, v, out: A (r x in) + B (out x r)
@@ -124,7 +167,7 @@ def test_only_adapters_and_head_train_and_the_counts_are_right(trained, wavlm):
 
 
 def test_dvclive_logs_one_row_per_epoch(trained):
-    _, _, description, _, logged = trained
+    _, _, description, _, logged, _ = trained
     for name, table in logged.items():
         assert table["step"].tolist() == [0, 1] and np.isfinite(table[name]).all(), name
     val_loss = logged["val_loss"]["val_loss"].to_numpy()
@@ -133,9 +176,9 @@ def test_dvclive_logs_one_row_per_epoch(trained):
 
 
 def test_predict_gives_one_row_per_second_and_the_same_logits_twice(trained, monkeypatch):
-    root, params, description, _, _ = trained
+    root, params, description, _, _, _ = trained
     monkeypatch.chdir(root)
-    clips = lora_train.usable_clips(params)
+    clips = usable_clips(params)
     segments = pd.read_parquet(root / "data/interim/demo/segments.parquet")
     for name in ("val", "test"):
         index, labels, logits, classes = predict(params, SEED, name)
@@ -153,7 +196,7 @@ def test_predict_gives_one_row_per_second_and_the_same_logits_twice(trained, mon
 
 def test_the_saved_weights_are_the_best_epochs(trained, monkeypatch):
     """Validation loss and accuracy of the saved model are those logged for the best epoch."""
-    root, params, description, _, logged = trained
+    root, params, description, _, logged, _ = trained
     monkeypatch.chdir(root)
     _, labels, logits, classes = predict(params, SEED, "val")
     targets = torch.tensor([classes.index(label) for label in labels])
@@ -165,9 +208,9 @@ def test_the_saved_weights_are_the_best_epochs(trained, monkeypatch):
 
 
 def test_same_seed_same_adapter_other_seed_differs(trained, monkeypatch, wavlm):
-    root, _, description, weights, _ = trained
+    root, _, description, weights, _, _ = trained
     monkeypatch.chdir(root)
-    embed = {"encoders": ["logmel"], "workers": 2, "wavlm": {"encoder": f"hf-audio:{wavlm}"}}
+    embed = {"encoders": {"logmel": "logmel"}, "workers": 2, "wavlm": {"model": str(wavlm)}}
     params = write_params(root, settings(wavlm, embed=embed))
     assert train(params, SEED) == description  # decoded in two worker processes
     again = adapter(root, SEED)
@@ -183,38 +226,39 @@ class Killed(Exception):
 
 
 def test_a_killed_run_resumes_to_the_uninterrupted_result(trained, monkeypatch):
-    root, params, description, weights, logged = trained
+    root, params, description, weights, logged, _ = trained
     monkeypatch.chdir(root)
-    save = lora_train.save_progress
+    save = checkpoints.save
 
-    def save_then_die(folder, model, optimizer, generator, progress):
-        save(folder, model, optimizer, generator, progress)
+    def save_then_die(checkpoint, state):
+        save(checkpoint, state)
         raise Killed
 
-    monkeypatch.setattr(lora_train, "save_progress", save_then_die)
+    monkeypatch.setattr(checkpoints, "save", save_then_die)
     with pytest.raises(Killed):
         train(params, SEED)
-    assert {p.name for p in checkpoint_dir(SEED).iterdir()} == {"last.pt", "progress.pt"}
+    assert {p.name for p in checkpoint_dir(SEED).iterdir()} == {"last.pt"}
     kept = root / "kept-checkpoint"
     shutil.copytree(checkpoint_dir(SEED), kept)
-    monkeypatch.setattr(lora_train, "save_progress", save)
+    monkeypatch.setattr(checkpoints, "save", save)
 
     assert train(params, SEED) == description
     profile = json.loads((root / "data/profiles/train/seed0.json").read_text())
     assert profile["resumed_from_epoch"] == 1
     resumed = adapter(root, SEED)
     assert all(torch.equal(resumed[k], weights[k]) for k in weights)
+    assert files(root, SEED) == trained[5]  # byte for byte
     for name, table in curves(root, SEED).items():
         assert table[["step", name]].equals(logged[name][["step", name]]), name
     assert not checkpoint_dir(SEED).exists()
 
     shutil.copytree(kept, checkpoint_dir(SEED))  # made with other params: not resumed
-    progress = lora_train.resume(checkpoint_dir(SEED), "another fingerprint", None, None, None)
-    assert progress.epoch == 0 and not checkpoint_dir(SEED).exists()
+    other = checkpoints.Checkpointing(checkpoint_path(SEED), "another fingerprint")
+    assert checkpoints.load(other) is None and not checkpoint_path(SEED).exists()
 
 
 def test_clip_task_predicts_the_mean_of_each_clips_seconds(trained, monkeypatch, wavlm):
-    root, _, _, _, _ = trained
+    root, _, _, _, _, _ = trained
     monkeypatch.chdir(root)
     clip_task = settings(
         wavlm,
@@ -231,10 +275,10 @@ def test_clip_task_predicts_the_mean_of_each_clips_seconds(trained, monkeypatch,
     assert labels.tolist() == manifest.loc[index["clip_id"], "label"].tolist()
     assert logits.shape == (len(index), len(classes))
 
-    model, _, base = lora_train.load_trained(params, 3)
-    clips = lora_train.split_clips(params, "test")
-    dataset = lora_train.ClipWindows(
-        clips, torch.zeros(len(clips.index)), lora_train.Featurizer(base, model.input_name)
+    model, _ = load_trained(params, 3)
+    clips = lora_clips(params, "test", labelled=False)
+    dataset = ClipWindows(
+        clips, torch.zeros(len(clips.index)), Featurizer(base_model(params), model.input_name)
     )
     with torch.inference_mode():
         per_second = model.per_second_logits(dataset[0][0][None])[0]
@@ -243,7 +287,7 @@ def test_clip_task_predicts_the_mean_of_each_clips_seconds(trained, monkeypatch,
 
 
 def test_predict_refuses_other_base_weights(trained, monkeypatch, tmp_path):
-    root, params, _, _, _ = trained
+    root, params, _, _, _, _ = trained
     monkeypatch.chdir(root)
     torch.manual_seed(1)
     WavLMModel(WAVLM).save_pretrained(tmp_path)
@@ -255,9 +299,9 @@ def test_predict_refuses_other_base_weights(trained, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("fault", ["unfrozen base weight", "adapter the forward never reaches"])
 def test_a_failed_check_fails_the_run(trained, monkeypatch, fault):
-    root, params, _, _, _ = trained
+    root, params, _, _, _, _ = trained
     monkeypatch.chdir(root)
-    wrap = lora_train.wrap_lora
+    wrap = fitting.wrap_lora
 
     def faulty(model, targets, r, alpha, dropout):
         if fault == "unfrozen base weight":
@@ -267,7 +311,7 @@ def test_a_failed_check_fails_the_run(trained, monkeypatch, fault):
         model.encoder = get_peft_model(model.encoder, LoraConfig(target_modules=targets, r=r))
         return model  # plain peft: WavLM reads q_proj.weight itself
 
-    monkeypatch.setattr(lora_train, "wrap_lora", faulty)
+    monkeypatch.setattr(fitting, "wrap_lora", faulty)
     message = "base weights would train" if fault.startswith("unfrozen") else "never reaches"
     with pytest.raises(StageError, match=f"train.lora on embed.wavlm: .*{message}"):
         train(params, 5)
@@ -275,22 +319,22 @@ def test_a_failed_check_fails_the_run(trained, monkeypatch, fault):
 
 
 def test_the_base_must_be_an_hf_audio_section(wavlm):
-    embed = {"encoders": ["logmel"], "pitch": {"encoder": "crepe"}}
-    lora = {"finetune": "lora", "lora": {**LORA, "encoder": "pitch"}}
-    params = Params.from_dict(settings(wavlm, embed=embed, train=lora))
-    with pytest.raises(ConfigError, match=r"train\.lora\.encoder 'pitch' must name an hf-audio"):
-        train(params, SEED)
-    pinned = {"encoder": f"hf-audio:{wavlm}", "revision": "v2"}
-    params = Params.from_dict(settings(wavlm, embed={"encoders": ["logmel"], "wavlm": pinned}))
+    embed = {"encoders": {"logmel": "logmel", "pitch": "crepe"}, "logmel": {}, "pitch": {}}
+    lora_section = {"finetune": "lora", "lora": {**LORA, "encoder": "pitch"}}
+    params = Params.from_dict(settings(wavlm, embed=embed, train=lora_section))
+    with pytest.raises(ConfigError, match=r"embed\.pitch must hold hf_audio options here"):
+        base_model(params)
+    pinned = {"model": str(wavlm), "revision": "v2"}
+    params = Params.from_dict(
+        settings(wavlm, embed={"encoders": {"logmel": "logmel"}, "logmel": {}, "wavlm": pinned})
+    )
     with pytest.raises(ConfigError, match=r"train\.lora\.encoder 'wavlm': embed\.wavlm\.revision"):
-        train(params, SEED)
+        base_model(params)
 
 
 def test_mlp_targets_on_an_architecture_without_them_name_the_key(wavlm, monkeypatch):
     """An architecture whose MLP modules are named otherwise (simulated on WavLM)."""
     attention = TARGET_PRESETS["attention"]["wavlm"]
     monkeypatch.setitem(TARGET_PRESETS["attention_mlp"], "wavlm", [*attention, "fc1", "fc2"])
-    lora = {"finetune": "lora", "lora": {**LORA, "targets": "attention_mlp"}}
-    params = Params.from_dict(settings(wavlm, train=lora))
     with pytest.raises(ConfigError, match=r"train\.lora\.targets names modules \['fc1', 'fc2'\]"):
-        train(params, SEED)
+        resolve_targets(load_encoder(wavlm), "attention_mlp")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from avgate.datasets.demo import DemoConfig, generate
+from avgate.demo.dataset import DemoConfig, generate
 from avgate.media import (
     MediaError,
     decode_audio,

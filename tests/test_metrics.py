@@ -18,9 +18,9 @@ from sklearn.metrics import (
 
 from avgate import metrics
 from avgate.declare import ConfigError
+from avgate.layout.inputs import predicted_labels
 from avgate.scoring import majority_class, predictions_table
-from avgate.stages.inputs import predicted_labels
-from avgate.stages.summarize import spread
+from avgate.stages.train.summarize import spread
 
 D_PRIME_BOUND = math.sqrt(2) * norm.ppf(1 - metrics.AUC_CLIP)
 
@@ -34,13 +34,31 @@ def random_probs(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
     return rng.dirichlet(np.ones(k), size=n)
 
 
-def test_registry_names_and_kinds_agree():
-    for kind, names in metrics.METRICS_BY_KIND.items():
-        assert set(names) <= set(metrics.METRICS), kind
-    for name, metric in metrics.METRICS.items():
-        assert metric.name == name
-        assert metric.needs in ("labels", "scores")
+def test_the_registry_is_the_list_of_names_per_kind():
+    assert metrics.names("event") == (
+        "segment_accuracy",
+        "balanced_accuracy",
+        "macro_f1",
+        "macro_roc_auc",
+        "map",
+        "d_prime",
+    )
+    assert metrics.names("clip") == (
+        "accuracy", "balanced_accuracy", "macro_f1", "macro_roc_auc", "map", "d_prime",
+        "tail_recall", "tail_f1",
+    )  # fmt: skip
     assert metrics.METRICS["segment_accuracy"].fn is metrics.METRICS["accuracy"].fn
+
+
+def test_a_name_registers_once_and_declares_a_known_direction_and_input():
+    with pytest.raises(ValueError, match="registered twice"):
+        metrics.register("accuracy", metrics.MAXIMIZE, "labels", ("clip",))(lambda *a: 0.0)
+    with pytest.raises(ValueError, match="direction must be one of"):
+        metrics.register("x", "higher", "labels", ("clip",))
+    with pytest.raises(ValueError, match="needs must be one of"):
+        metrics.register("x", metrics.MAXIMIZE, "logits", ("clip",))
+    with pytest.raises(ValueError, match="kinds must be a non-empty tuple"):
+        metrics.register("x", metrics.MAXIMIZE, "labels", "clip")
 
 
 def test_segment_accuracy_counts_background_seconds():
@@ -49,7 +67,7 @@ def test_segment_accuracy_counts_background_seconds():
     scores = metrics.score("event", y_true, one_hot(y_pred, ["bell", "bg"]), ["bell", "bg"])
     assert scores["segment_accuracy"] == pytest.approx(3 / 5)
     assert scores["balanced_accuracy"] == pytest.approx((2 / 3 + 1 / 2) / 2)
-    assert list(scores) == list(metrics.METRICS_BY_KIND["event"])
+    assert list(scores) == list(metrics.names("event"))
 
 
 def test_macro_f1_matches_sklearn_and_ignores_classes_absent_from_truth():
@@ -71,9 +89,9 @@ def test_primary_metric_must_exist_for_the_task_kind():
     metrics.check_primary("event", "segment_accuracy")
     metrics.check_primary("clip", "tail_f1")
     metrics.check_primary("event", "d_prime")
-    with pytest.raises(ConfigError, match="not computed for task.kind 'clip'"):
+    with pytest.raises(ConfigError, match=r"one of \['accuracy', .*for task.kind 'clip'"):
         metrics.check_primary("clip", "segment_accuracy")
-    with pytest.raises(ConfigError, match="evaluate.primary_metric 'tail_recall'"):
+    with pytest.raises(ConfigError, match="evaluate.primary_metric must be one of .*'tail_recall'"):
         metrics.check_primary("event", "tail_recall")
 
 
@@ -264,7 +282,7 @@ def test_score_is_none_or_in_range_for_random_probabilities(split, kind):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         scores = metrics.score(kind, labels, probs, classes)
-    assert list(scores) == list(metrics.METRICS_BY_KIND[kind])
+    assert list(scores) == list(metrics.names(kind))
     for name, value in scores.items():
         if value is None:
             continue

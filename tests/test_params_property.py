@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from avgate.config import Params
 from avgate.declare import ConfigError, declared
+from avgate.encoders.registry import make
 
 ANY_VALUE = st.one_of(
     st.none(),
@@ -29,9 +30,12 @@ OF_TYPE = {
     float: st.floats(min_value=-1e6, max_value=1e6),
     str: st.one_of(st.text(max_size=12), st.sampled_from(["", ".", "..", "a/b", "logmel"])),
 }
-# Free-form here: an encoder's options (embed.<name>), and a method's (eventness.<method>), which
-# the eventness stage checks against the method's declarations (tests/test_eventness_stage.py).
-KEYS = [item for item in declared(Params) if item.key not in ("embed.<name>", "eventness.<method>")]
+OF_TYPE[dict[str, str]] = st.dictionaries(OF_TYPE[str], OF_TYPE[str], max_size=3)
+# Free-form here, checked by the stage that imports the plugin's declarations: a dataset format's
+# options (data.<format>, tests/test_format_contract.py), an encoder's (embed.<name>,
+# tests/test_encoder_contract.py) and an eventness method's (tests/test_eventness_stage.py).
+SECTIONS = ("data.<format>", "embed.<name>", "eventness.<method>")
+KEYS = [item for item in declared(Params) if item.key not in SECTIONS]
 
 
 def values_of(kind: typing.Any) -> st.SearchStrategy:
@@ -43,10 +47,13 @@ def values_of(kind: typing.Any) -> st.SearchStrategy:
 
 
 def nested(path: tuple[str, ...], value: typing.Any) -> dict:
-    """{'train': {'lr': value}} from ('train', 'lr')."""
-    for name in reversed(path):
+    """{'train': {'lr': value}} from ('train', 'lr'); an `embed` key comes with the sections of
+    the default encoders, which every name in `embed.encoders` needs."""
+    for name in reversed(path[1:]):
         value = {name: value}
-    return value
+    if path[0] == "embed":
+        value = {"logmel": {}, "frames": {}, **value}
+    return {path[0]: value}
 
 
 @pytest.mark.parametrize("item", KEYS, ids=[item.key for item in KEYS])
@@ -72,16 +79,10 @@ ISSUE_14 = [  # key, value, what the message must show as allowed
     ("train.num_threads", 0, ">= 1"),
     ("train.max_epochs", 0, ">= 1"),
     ("train.hidden", 0, ">= 1"),
-    ("embed.logmel.hop_length", 0, ">= 1"),
-    ("embed.logmel.sample_rate", -16000, ">= 1"),
-    ("embed.logmel.n_mels", 0, ">= 1"),
-    ("embed.frames.fps", 0, ">= 1"),
-    ("embed.frames.size", 0, ">= 1"),
-    ("embed.encoders", ["logmel", "logmel"], "not repeat a value"),
+    ("embed.encoders", {}, "not be empty"),
     ("ingest.workers", -1, ">= 0"),
     ("ingest.duration_tolerance_s", -0.5, ">= 0"),
     ("audit.max_pairs_listed", -1, ">= 0"),
-    ("evaluate.primary_metric", "f1", "event: segment_accuracy"),
     ("data.name", "../raw/demo", "plain folder name"),
     ("data.name", "raw/demo", "plain folder name"),
     ("data.name", "raw\\demo", "plain folder name"),
@@ -91,9 +92,28 @@ ISSUE_14 = [  # key, value, what the message must show as allowed
 ]
 
 
+ISSUE_14_ENCODER_OPTIONS = [  # embed.<name>.<option>, checked by the kind's options dataclass
+    ("logmel", "hop_length", 0, ">= 1"),
+    ("logmel", "sample_rate", -16000, ">= 1"),
+    ("logmel", "n_mels", 0, ">= 1"),
+    ("frames", "fps", 0, ">= 1"),
+    ("frames", "size", 0, ">= 1"),
+]
+
+
 @pytest.mark.parametrize(("key", "value", "allowed"), ISSUE_14)
 def test_each_bad_value_of_issue_14_names_the_key_and_the_range(key, value, allowed):
     with pytest.raises(ConfigError) as error:
         Params.from_dict(nested(tuple(key.split(".")), value))
     message = str(error.value)
     assert f"params.yaml: {key} must" in message and allowed in message
+
+
+@pytest.mark.parametrize(("kind", "option", "value", "allowed"), ISSUE_14_ENCODER_OPTIONS)
+def test_each_bad_encoder_option_of_issue_14_names_the_key_and_the_range(
+    kind, option, value, allowed
+):
+    with pytest.raises(ConfigError) as error:
+        make(kind, **{option: value})
+    message = str(error.value)
+    assert f"params.yaml: embed.{kind}.{option} must" in message and allowed in message

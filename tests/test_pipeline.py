@@ -9,16 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avgate.stages import (
-    StageError,
-    embed,
-    evaluate,
-    ingest,
-    inputs,
-    split,
-    summarize,
-    train,
-)
+from avgate.errors import StageError
+from avgate.layout import clips
+from avgate.stages import embed, ingest, split
+from avgate.stages.train import evaluate, summarize, train_seed
 from tests.conftest import run_until_train, train_every_seed, write_params
 
 
@@ -104,10 +98,10 @@ def test_embeddings_are_aligned_per_second_and_reproducible(project):
 
 
 def test_the_store_embeds_only_new_clips_and_changes_nothing(project, monkeypatch):
-    params = write_params(project, {"embed": {"encoders": ["logmel"]}})
+    params = write_params(project, {"embed": {"encoders": {"logmel": "logmel"}}})
     ingest.run(params)
     split.run(params)
-    every = inputs.usable_clips(params)
+    every = clips.usable_clips(params)
     held_back = every[every["split"] == "train"]["clip_id"].head(3).tolist()
     with monkeypatch.context() as patch:
         patch.setattr(embed, "usable_clips", lambda p: every[~every["clip_id"].isin(held_back)])
@@ -138,7 +132,7 @@ def test_same_seed_gives_bit_identical_predictions(project, kind):
     for _ in range(2):
         shutil.rmtree(project / "models", ignore_errors=True)
         shutil.rmtree(project / "predictions", ignore_errors=True)
-        train.run(params, seed=0)
+        train_seed.run(params, seed=0)
         evaluate.run(params, seed=0)
         outputs.append(pd.read_parquet(project / "predictions/seed0/test.parquet"))
     assert outputs[0].equals(outputs[1])
@@ -149,7 +143,7 @@ def test_same_seed_gives_bit_identical_predictions(project, kind):
     else:
         assert {"clip_id", "t", "logit_background"} <= set(outputs[0].columns)
     assert "label" not in outputs[0]  # the test split is sealed: its labels are not stored
-    train.run(params, seed=1)
+    train_seed.run(params, seed=1)
     evaluate.run(params, seed=1)
     other = pd.read_parquet(project / "predictions/seed1/test.parquet")
     assert not np.array_equal(logits, other.filter(like="logit_").to_numpy())
@@ -184,4 +178,4 @@ def test_training_refuses_missing_embeddings_with_the_command_to_run(project):
     ingest.run(params)
     split.run(params)
     with pytest.raises(StageError, match=r"run `dvc repro embed@logmel`"):
-        train.run(params, seed=0)
+        train_seed.run(params, seed=0)

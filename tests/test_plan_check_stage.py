@@ -11,10 +11,11 @@ import pytest
 import yaml
 
 from avgate.cli import main
+from avgate.commands import plan_check
+from avgate.declare import ConfigError
 from avgate.gating.promote import Promotion, PromotionError
-from avgate.stages import plan_check
 from tests.conftest import run_until_train, train_every_seed, write_params
-from tests.scratch import REPO
+from tests.scratch import REPO, sh
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +78,19 @@ def test_a_reachable_min_power_passes(workspace):
     (workspace / "gates.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
     declare(workspace, 0.01)
     assert main(["plan", "check", "--replications", "40"]) == 0
+
+
+def test_a_plan_naming_another_primary_metric_than_params_blocks_the_check_and_promote(
+    workspace, capsys
+):
+    plan = yaml.safe_load((workspace / "gates.yaml").read_text())
+    plan["primary_metric"] = "balanced_accuracy"
+    (workspace / "gates.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
+    assert main(["plan", "check", "--replications", "40"]) == 1
+    said = capsys.readouterr().err
+    assert "gates.yaml: primary_metric 'balanced_accuracy' differs from params.yaml: " in said
+    assert "evaluate.primary_metric 'segment_accuracy'" in said
+    for args in (("init", "-q"), ("add", "gates.yaml", "params.yaml"), ("commit", "-qm", "plan")):
+        sh(workspace, "git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", *args)
+    with pytest.raises(ConfigError, match="primary_metric 'balanced_accuracy' differs from"):
+        Promotion("line", []).check()

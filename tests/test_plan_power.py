@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -11,13 +11,21 @@ import pytest
 from avgate import stats
 from avgate.gating import power
 from avgate.gating.simulate import World, correct, draw_split
-from avgate.gating.spec import GateSpec, GateStage
+from avgate.gating.spec import GateSpec, GateStage, parse_stage
 
-QUICK = GateStage("quick_test", "test", (0, 1, 2, 3), "sign_flip", "greater", 0.25, 0.018, looks=2)
-FULL = GateStage(
-    "full_test", "test", tuple(range(10)), "paired_t", "greater", 0.05, 0.02,
-    ci_low_min=0.0, looks=2, resample_seeds=True,
-)  # fmt: skip
+
+def gate_stage(name: str, seeds, statistic: str, alpha: float, min_delta: float, **keys):
+    """A stage as gates.yaml writes it: split test, one-sided, one look unless told."""
+    return parse_stage(
+        {"name": name, "split": "test", "seeds": list(seeds), "statistic": statistic,
+         "alternative": "greater", "alpha": alpha, "looks": 1, "min_delta": min_delta, **keys}
+    )  # fmt: skip
+
+
+QUICK = gate_stage("quick_test", range(4), "sign_flip", 0.25, 0.018, looks=2)
+FULL = gate_stage(
+    "full_test", range(10), "paired_t", 0.05, 0.02, ci_low_min=0.0, looks=2, resample_seeds=True
+)
 SELECT = {"split": "val", "seeds": [0, 1, 2], "rule": "max_mean_delta"}
 KNOWN = World(
     0.6, group_sd=0.08, clip_sd=0.05, seed_sd=0.02, model_by_group_sd=0.0,
@@ -116,7 +124,7 @@ def test_fewer_groups_than_min_groups_cannot_pass_an_interval():
 
 def test_paired_t_power_matches_the_noncentral_t_when_only_seeds_vary():
     """Only seed noise (plus sampling): per-seed deltas are iid normal, the t-test's own power."""
-    stage = GateStage("t", "test", (0, 1, 2, 3, 4), "paired_t", "greater", 0.05, 0.0)
+    stage = gate_stage("t", range(5), "paired_t", 0.05, 0.0)
     world = World(0.5, 0.0, 0.0, seed_sd=0.03, model_by_group_sd=0.0, clips_per_group=25)
     n_samples, delta = 8 * 25 * 10, 0.04
     sampling = (0.25 - world.seed_sd**2) * 2 / n_samples  # E[q(1 - q)] of each model, / n
@@ -129,7 +137,7 @@ def test_paired_t_power_matches_the_noncentral_t_when_only_seeds_vary():
 
 def test_needed_asks_fewer_seeds_for_a_larger_delta():
     c = comps(World(0.7, 0.05, 0.05, 0.02, 0.0, clips_per_group=3))
-    stage = dataclasses.replace(FULL, ci_low_min=None, resample_seeds=False)
+    stage = gate_stage("full_test", range(10), "paired_t", 0.05, 0.02, looks=2)
     small = power.needed(plan(stage), stage, c, 16, 3, delta=0.03, replications=60, seed=0)
     large = power.needed(plan(stage), stage, c, 16, 3, delta=0.06, replications=60, seed=0)
     assert small["seeds"] is not None and large["seeds"] is not None
@@ -149,8 +157,10 @@ def test_needed_says_more_than_the_cap_and_respects_min_groups():
     assert out["seeds"] == 3  # 2 seeds leave the t-test 1 degree of freedom
 
 
-EASY = dataclasses.replace(QUICK, min_delta=0.1)  # sure to pass on the clean world below
-HARD = dataclasses.replace(FULL, min_delta=0.005)  # far from it with 8 test groups
+EASY = gate_stage("quick_test", range(4), "sign_flip", 0.25, 0.1, looks=2)  # sure to pass below
+HARD = gate_stage(  # far from it with 8 test groups
+    "full_test", range(10), "paired_t", 0.05, 0.005, ci_low_min=0.0, looks=2, resample_seeds=True
+)
 
 
 @pytest.mark.parametrize(
@@ -181,16 +191,18 @@ def test_check_verdict_both_ways(stages, min_power, passed):
 
 def test_check_reports_tests_sidedness_assumptions_and_renders_short_lines():
     table = val_table(KNOWN, 3, 8)
-    val_stage = dataclasses.replace(QUICK, name="val_check", split="val")
+    val_stage = replace(QUICK, name="val_check", split="val")
     report = power.check(plan(QUICK, FULL, val_stage), table, 8, 22, replications=20)
     assert [r["stage"] for r in report["stages"]] == ["quick_test", "full_test"]
     quick, full = report["stages"]
     assert (quick["test"], quick["sided"], quick["alternative"]) == (
-        stats.SIGN_FLIP,
+        stats.STATISTICS["sign_flip"].title,
         "one-sided",
         "greater",
     )
-    assert full["test"] == stats.PAIRED_T and "group-bootstrap" in full["interval"]
+    assert quick["also"] == []
+    assert full["test"] == stats.STATISTICS["paired_t"].title
+    assert ["group-bootstrap" in also for also in full["also"]] == [True]
     assert report["simulation"]["bootstrap_resamples"] == power.N_RESAMPLES
     assert any("sqrt(2)" in a for a in report["assumptions"])
     lines = power.render(report)

@@ -14,7 +14,8 @@ import yaml
 
 from avgate import preflight
 from avgate.files import write_csv
-from avgate.stages import gate, summarize
+from avgate.stages import gate
+from avgate.stages.train import summarize
 from bench import render_plots
 from tests.scratch import REPO, tool_env
 

@@ -6,11 +6,12 @@ import pytest
 
 from avgate import audit
 from avgate.cli import main
-from avgate.config import FORMATS, DataParams, Params
+from avgate.config import DataParams, Params
+from avgate.datasets import format_named, formats
 from avgate.errors import StageError
 from avgate.splitting import group_sides
 from avgate.stages import split
-from avgate.stages.split import GROUP_FIXES, check, leakage_report, select_labels
+from avgate.stages.split import check, leakage_report, select_labels
 from tests.conftest import merge, write_params
 
 
@@ -104,7 +105,7 @@ def test_params_know_the_same_split_methods_as_the_splitter():
 
 
 def singleton_table(n: int = 30) -> pd.DataFrame:
-    """Clips that are each their own group, as folder data without data.group_pattern."""
+    """Clips that are each their own group, as folder data without data.folder.group_pattern."""
     clips = pd.DataFrame(
         {
             "clip_id": [f"c{i}" for i in range(n)],
@@ -119,7 +120,7 @@ def singleton_table(n: int = 30) -> pd.DataFrame:
 
 @pytest.mark.parametrize(
     ("fmt", "fix"),
-    [("folder", "data.group_pattern"), ("csv", "group column"), ("ave", "groups.csv")],
+    [("folder", "data.folder.group_pattern"), ("csv", "group column"), ("ave", "groups.csv")],
 )
 def test_every_group_of_one_clip_makes_the_verdict_unknown_with_the_fix(fmt, fix):
     params = Params.from_dict({"data": {"format": fmt}})
@@ -131,7 +132,7 @@ def test_every_group_of_one_clip_makes_the_verdict_unknown_with_the_fix(fmt, fix
         "n_groups": 30,
         "singleton_groups": 30,
         "blind": True,
-        "fix": GROUP_FIXES[fmt],
+        "fix": format_named(fmt).group_fix,
     }
 
 
@@ -154,7 +155,7 @@ def test_identical_content_makes_singleton_groups_leaky_not_unknown():
 
 
 def test_every_dataset_format_has_a_group_fix():
-    assert set(GROUP_FIXES) == set(FORMATS)
+    assert all(format_named(name).group_fix for name in formats())
 
 
 # label selection
@@ -252,7 +253,7 @@ def test_the_console_says_unknown_when_every_clip_is_its_own_group(tmp_path, mon
     stage_project(tmp_path, monkeypatch, clips, {})
     assert main(["split"]) == 0
     out = capsys.readouterr().out
-    assert "UNKNOWN" in out and "data.group_pattern" in out
+    assert "UNKNOWN" in out and "data.folder.group_pattern" in out
     assert json.loads((tmp_path / "metrics/leakage.json").read_text())["verdict"].startswith(
         "UNKNOWN"
     )

@@ -1,4 +1,5 @@
-"""Tests of avgate.stats against scipy, hand-computed cases and simulation."""
+"""Tests of avgate.stats against scipy, hand-computed cases and simulation. Every registered
+statistic is also checked by tests/test_statistic_contract.py."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from scipy import stats as sps
 from avgate import stats
 
 DELTAS = np.array([0.012, -0.004, 0.020, 0.009, 0.015, -0.001, 0.007])
+PAIRED_T, WILCOXON, SIGN_FLIP = (stats.STATISTICS[n] for n in ("paired_t", "wilcoxon", "sign_flip"))
 
 
 @pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
 def test_paired_t_matches_scipy(alternative):
-    r = stats.paired_t(DELTAS, alternative)
+    r = PAIRED_T.test(DELTAS, alternative)
     ref = sps.ttest_1samp(DELTAS, 0.0, alternative=alternative)
     assert (r.test, r.alternative, r.n) == ("paired t-test", alternative, len(DELTAS))
     assert r.statistic == pytest.approx(ref.statistic)
@@ -22,26 +24,63 @@ def test_paired_t_matches_scipy(alternative):
 
 
 @pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
-def test_wilcoxon_exact_matches_scipy(alternative):
-    r = stats.wilcoxon_exact(DELTAS, alternative)
+def test_wilcoxon_matches_scipy_exact_without_ties(alternative):
+    r = WILCOXON.test(DELTAS, alternative)
     ref = sps.wilcoxon(DELTAS, alternative=alternative, method="exact")
     assert r.p_value == pytest.approx(ref.pvalue)
     assert r.statistic == pytest.approx(ref.statistic)
-    assert r.note == ""
+    assert (r.test, r.note) == ("exact Wilcoxon signed-rank", "")
 
 
 def test_wilcoxon_drops_zero_deltas_and_says_so():
-    r = stats.wilcoxon_exact([0.0, 0.01, 0.02, 0.03, 0.0])
+    r = WILCOXON.test([0.0, 0.01, 0.02, 0.03, 0.0])
     assert r.n == 3
     assert r.p_value == 0.125
     assert "2 zero delta(s) dropped" in r.note
+
+
+@pytest.mark.parametrize(
+    ("deltas", "alternative", "exact"),
+    [
+        # four tied +0.01 and one -0.01: midrank 3 each, r+ = 12; r+ >= 12 in 1 + 5 of 32 patterns
+        ([0.01, 0.01, 0.01, 0.01, -0.01], "greater", 6 / 32),
+        ([0.01, 0.01, 0.01, 0.01, -0.01], "two-sided", 12 / 32),
+        # |0.02| twice (midrank 2.5), 0.01 rank 1: r+ = 6 of 6; only the all-plus pattern reaches
+        ([0.02, 0.02, -0.01, 0.03], "greater", None),
+    ],
+)
+def test_wilcoxon_is_exact_under_ties(deltas, alternative, exact):
+    d = np.asarray(deltas)
+    ranks = sps.rankdata(np.abs(d))
+    signs = np.array(np.meshgrid(*[[-1, 1]] * len(d))).reshape(len(d), -1).T
+    sums = signs @ ranks
+    observed = np.sign(d) @ ranks
+    brute = (
+        np.mean(sums >= observed)
+        if alternative == "greater"
+        else np.mean(np.abs(sums) >= abs(observed))
+    )
+    r = WILCOXON.test(d, alternative)
+    assert r.p_value == pytest.approx(brute)
+    if exact is not None:
+        assert r.p_value == pytest.approx(exact)
+    assert r.test == "exact Wilcoxon signed-rank"
+
+
+def test_wilcoxon_beyond_20_deltas_is_the_tie_corrected_normal_approximation():
+    d = np.round(np.random.default_rng(3).normal(0.3, 1.0, 30), 1)  # rounded: ties
+    for alternative in ("greater", "less", "two-sided"):
+        r = WILCOXON.test(d, alternative)
+        ref = sps.wilcoxon(d, alternative=alternative, method="approx", correction=False)
+        assert r.p_value == pytest.approx(ref.pvalue)
+        assert r.test == "Wilcoxon signed-rank, normal approximation with tie correction"
 
 
 @pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
 @pytest.mark.parametrize("n", [3, 6, 9])
 def test_sign_flip_matches_scipy_exact_permutation(alternative, n):
     d = np.random.default_rng(n).normal(0.005, 0.01, size=n)
-    r = stats.sign_flip(d, alternative)
+    r = SIGN_FLIP.test(d, alternative)
     ref = sps.permutation_test(
         (d,),
         np.mean,
@@ -55,69 +94,44 @@ def test_sign_flip_matches_scipy_exact_permutation(alternative, n):
 
 def test_sign_flip_counts_tied_patterns():
     # |deltas| all equal: the patterns with two + and one - tie at mean 1/3, below observed 1.
-    assert stats.sign_flip([1.0, 1.0, -1.0]).p_value == 0.5  # 3 ties + the all-plus pattern
+    assert SIGN_FLIP.test([1.0, 1.0, -1.0]).p_value == 0.5  # 3 ties + the all-plus pattern
 
 
 def test_sign_flip_refuses_more_than_20_seeds():
     with pytest.raises(ValueError, match="n=21"):
-        stats.sign_flip(np.ones(21))
+        SIGN_FLIP.test(np.ones(21))
+    assert SIGN_FLIP.seeds_problem(21) == (
+        "sign_flip takes at most 20 seeds (it enumerates 2**n sign patterns), got 21"
+    )
 
 
 def test_min_p_value_three_seeds():
-    assert stats.min_p_value("exact sign-flip permutation", 3, "greater") == 0.125
-    assert stats.min_p_value("exact Wilcoxon signed-rank", 3, "greater") == 0.125
-    assert stats.min_p_value("exact Wilcoxon signed-rank", 3, "two-sided") == 0.25
-    assert stats.min_p_value("paired t-test", 3, "greater") == 0.0
-    with pytest.raises(ValueError, match="unknown test"):
-        stats.min_p_value("z-test", 3, "greater")
+    assert SIGN_FLIP.min_p_value(3, "greater") == 0.125
+    assert WILCOXON.min_p_value(3, "greater") == 0.125
+    assert WILCOXON.min_p_value(3, "two-sided") == 0.25
+    assert PAIRED_T.min_p_value(3, "greater") == 0.0
+    with pytest.raises(ValueError, match="alternative must be one of"):
+        SIGN_FLIP.min_p_value(3, "more")
 
 
 def test_three_positive_seeds_reach_exactly_the_floor():
-    r = stats.sign_flip([0.001, 0.5, 3.0])
+    r = SIGN_FLIP.test([0.001, 0.5, 3.0])
     assert r.p_value == 0.125 == r.min_p_value
-    assert stats.wilcoxon_exact([0.001, 0.5, 3.0]).p_value == 0.125
+    assert WILCOXON.test([0.001, 0.5, 3.0]).p_value == 0.125
 
 
 def test_result_as_dict_states_test_sidedness_pairing():
-    d = stats.sign_flip(DELTAS, "two-sided").as_dict()
+    d = SIGN_FLIP.test(DELTAS, "two-sided").as_dict()
     assert d["test"] == "exact sign-flip permutation"
     assert d["alternative"] == "two-sided"
     assert "paired by seed" in d["pairing"]
 
 
-def test_mcnemar_hand_computed():
-    # b = 7 (A right, B wrong), c = 1 (A wrong, B right), 12 concordant samples.
-    a = np.array([1] * 7 + [0] + [1] * 6 + [0] * 6, dtype=bool)
-    b = np.array([0] * 7 + [1] + [1] * 6 + [0] * 6, dtype=bool)
-    r = stats.mcnemar_exact(a, b)
-    exact = 2 * (1 + 8) / 2**8  # 2 * P(X <= 1), X ~ Binomial(8, 1/2)
-    assert (r["b"], r["c"], r["n"]) == (7, 1, 20)
-    assert r["p_value"] == pytest.approx(exact)
-    mid = stats.mcnemar_exact(a, b, mid_p=True)
-    assert mid["p_value"] == pytest.approx(exact - 8 / 2**8)
-    assert mid["p_value"] < r["p_value"]
-    assert mid["test"] == "exact McNemar (mid-p)" and mid["alternative"] == "two-sided"
-
-
-def test_mcnemar_no_discordant_pairs_and_no_pooling():
-    same = np.array([1, 0, 1], dtype=bool)
-    assert stats.mcnemar_exact(same, same)["p_value"] == 1.0
-    with pytest.raises(ValueError, match="one seed"):
-        stats.mcnemar_exact(np.ones((3, 4)), np.ones((3, 4)))
-
-
-def test_holm_hand_example():
-    np.testing.assert_allclose(stats.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
-
-
-def test_holm_by_hand_monotone_and_capped():
-    p = np.array([0.2, 0.001, 0.04, 0.5, 0.012])
-    # sorted: 0.001*5, 0.012*4, 0.04*3, 0.2*2, 0.5*1 -> 0.005, 0.048, 0.12, 0.4, 0.5
-    np.testing.assert_allclose(stats.holm(p), [0.4, 0.005, 0.12, 0.5, 0.048])
-    adjusted = stats.holm([0.6, 0.7, 0.01])
-    assert adjusted.max() == 1.0
-    order = np.argsort(p)
-    assert (np.diff(stats.holm(p)[order]) >= 0).all()
+def test_a_statistic_registers_once_under_a_title():
+    with pytest.raises(ValueError, match="registered twice"):
+        stats.register_statistic("paired_t")(type("T", (stats.PairedT,), {}))
+    with pytest.raises(TypeError, match="is not a PairedStatistic"):
+        stats.register_statistic("x")(type("T", (), {}))
 
 
 def _one_per_cluster_data(n=60):

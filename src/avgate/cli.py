@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from avgate import plugins
 from avgate.config import Params
 from avgate.numerics import pin_environment
 from avgate.workspace import params_held
@@ -23,7 +24,6 @@ USER_ERRORS = frozenset(
         "avgate.datasets.checks.DatasetError",
         "avgate.media.MediaError",
         "avgate.errors.StageError",
-        "avgate.gating.spec.SpecError",
         "avgate.gating.ledger.LedgerError",
         "avgate.gating.pairing.UnpairedError",
         "avgate.gating.revisions.RevisionError",
@@ -50,9 +50,9 @@ def _demo_data(args: argparse.Namespace, params: Params) -> None:
 
 
 def _demo_encoder(args: argparse.Namespace, params: Params) -> None:
-    from avgate.stages import demo_data
+    from avgate.stages import demo_encoder
 
-    print(f"demo-encoder: {demo_data.write_encoder(params, Path(args.out))}")
+    print(f"demo-encoder: {demo_encoder.run(params, Path(args.out))}")
 
 
 def _ingest(args: argparse.Namespace, params: Params) -> None:
@@ -114,9 +114,9 @@ def _eventness(args: argparse.Namespace, params: Params) -> None:
 
 
 def _train(args: argparse.Namespace, params: Params) -> None:
-    from avgate.stages import train_all
+    from avgate.stages import train
 
-    summary = train_all.run(params, say=lambda line: print(f"train {line}", flush=True))
+    summary = train.run(params, say=lambda line: print(f"train {line}", flush=True))
     primary = summary["primary_metric"]
     val = summary["val"][primary]
     print(
@@ -143,7 +143,7 @@ def _summary(args: argparse.Namespace, params: Params) -> None:
 
 
 def _profiles(args: argparse.Namespace, params: Params) -> None:
-    from avgate.stages.profile import PROFILES, read_all
+    from avgate.profiles import PROFILES, read_all
 
     found = read_all()
     if not found:
@@ -154,18 +154,19 @@ def _profiles(args: argparse.Namespace, params: Params) -> None:
 
 
 def _report(args: argparse.Namespace, params: Params) -> None:
-    from avgate.stages import report
+    from avgate.commands import report
 
     path = report.run(args.rev)
     print(f"report: {path} (workspace against {args.rev})")
 
 
 def _gate(args: argparse.Namespace, params: Params) -> None:
+    from avgate.gating.paths import GATE_REPORT
     from avgate.stages import gate
 
     result = gate.run(params)
     if result["decision"] == "no_baseline":
-        print(f"gate selection: no baseline yet ({gate.GATE_REPORT} says why and what to do)")
+        print(f"gate selection: no baseline yet ({GATE_REPORT} says why and what to do)")
     elif result["stage"] == gate.SELECTION:
         print(
             f"gate selection: mean {result['split']} delta {result['mean_delta']:+.4f} against "
@@ -176,7 +177,7 @@ def _gate(args: argparse.Namespace, params: Params) -> None:
         print(
             f"gate {result['stage']}: {result['decision'].upper()} (mean delta "
             f"{result['mean_delta']:+.4f}, p = {result['p_value']:.4g}; failed criteria: "
-            f"{failed}); see {gate.GATE_REPORT}"
+            f"{failed}); see {GATE_REPORT}"
         )
 
 
@@ -192,8 +193,8 @@ def _ledger_verify(args: argparse.Namespace, params: Params) -> None:
 
 
 def _plan_check(args: argparse.Namespace, params: Params) -> None:
+    from avgate.commands import plan_check
     from avgate.errors import StageError
-    from avgate.stages import plan_check
 
     report, lines = plan_check.run(params, args.replications)
     print("\n".join(lines))
@@ -202,7 +203,7 @@ def _plan_check(args: argparse.Namespace, params: Params) -> None:
 
 
 def _verify(args: argparse.Namespace, params: Params) -> None:
-    from avgate.stages import verify
+    from avgate.commands import verify
 
     print("\n".join(verify.run(args.tag)))
 
@@ -268,6 +269,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     pin_environment()
     args = parser().parse_args(argv)
+    plugins.load()
     try:
         with params_held(args.params):
             params = Params.load(args.params)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import typing
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ import yaml
 
 from avgate.declare import (
     FOLDER_NAME,
-    GROUP_REGEX,
     NOT_EMPTY,
     PAIR,
     PARAMS_FILE,
@@ -48,25 +47,11 @@ from avgate.declare import (
 )
 
 TASK_KINDS = ("event", "clip")
-FORMATS = ("ave", "esc50", "fsdd", "folder", "csv")
 SPLIT_METHODS = ("group", "predefined", "intra_group", "random")
 RARE_LABEL_POLICIES = ("fail", "drop", "train_only")
 # The methods avgate.eventness registers (named here so that this module never imports torch;
 # tests/test_eventness_stage.py checks that the two agree).
 EVENTNESS_METHODS = ("energy", "audio_head", "av_agreement", "mil")
-METRICS_BY_KIND: dict[str, tuple[str, ...]] = {  # the scores avgate.metrics computes per kind
-    "event": ("segment_accuracy", "balanced_accuracy", "macro_f1", "macro_roc_auc", "map",
-              "d_prime"),
-    "clip": ("accuracy", "balanced_accuracy", "macro_f1", "macro_roc_auc", "map", "d_prime",
-             "tail_recall", "tail_f1"),
-}  # fmt: skip
-PRIMARY_METRIC = Rule(
-    "; ".join(f"{kind}: " + ", ".join(f"`{name}`" for name in names)
-              for kind, names in METRICS_BY_KIND.items()),
-    "name a metric of its task.kind, "
-    + "; ".join(f"{kind}: {', '.join(names)}" for kind, names in METRICS_BY_KIND.items()),
-    lambda name: any(name in names for names in METRICS_BY_KIND.values()),
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,14 +59,18 @@ class DataParams:
     name: str = param(
         "demo", "`data/raw/<name>` -> `data/interim/<name>` -> `data/splits/<name>`", FOLDER_NAME
     )
-    format: str = param("ave", "the layout of `data/raw/<name>` (docs/data.md)", one_of(*FORMATS))
-    group_pattern: str = param(
-        "",
-        "folder format: regex on the file name whose first group is the recording group",
-        GROUP_REGEX,
+    format: str = param(
+        "ave",
+        "the layout of `data/raw/<name>`: a format registered in src/avgate/datasets/, "
+        "checked by the ingest stage (docs/data.md)",
+        NOT_EMPTY,
     )
-    manifest: str = param(
-        "manifest.csv", "csv format: the manifest inside `data/raw/<name>`", NOT_EMPTY
+    options: dict = param(
+        {},
+        "a format's options (docs/params.md#dataset-format-options), checked by the ingest "
+        "stage against its options dataclass in src/avgate/datasets/<format>.py",
+        key="<format>",
+        gathers=lambda name, value: isinstance(value, dict),
     )
     labels: list[str] = param([], "classes the split keeps (empty: all)")
     exclude_labels: list[str] = param([], "classes the split leaves out")
@@ -189,37 +178,23 @@ class AuditParams:
     max_pairs_listed: int = param(20, "near-duplicate pairs listed in the report", bound(">= 0"))
 
 
-@dataclass(frozen=True)
-class LogmelParams:
-    sample_rate: int = param(16000, "audio is resampled to this rate (Hz)", bound(">= 1"))
-    n_mels: int = param(64, "mel bands", bound(">= 1"))
-    n_fft: int = param(400, "FFT window in samples", bound(">= 1"))
-    hop_length: int = param(160, "samples between frames; must divide sample_rate", bound(">= 1"))
-    segments: int = param(
-        1, "slices of each second averaged separately (1: mean and std only)", bound(">= 1")
-    )
-
-
-@dataclass(frozen=True)
-class FramesParams:
-    fps: int = param(4, "frames read per second", bound(">= 1"))
-    size: int = param(32, "frames resized to size x size pixels", bound(">= 1"))
-    grid: int = param(
-        4, "grid x grid cells of the foreground layout; must divide size", bound(">= 1")
-    )
-    hist_bins: int = param(8, "colour histogram bins per channel", bound(">= 1"))
-    fg_threshold: float = param(
-        0.15, "a pixel this far from the clip's median frame is foreground", bound("[0, 1]")
-    )
+ENCODER_KIND = Rule(
+    "a kind: a module of src/avgate/encoders/",
+    "be an encoder kind, the name of a module in src/avgate/encoders/ (docs/encoders.md)",
+    str.isidentifier,
+    each=True,
+)
+ENCODER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")  # a folder, a DVC stage and a params key
 
 
 @dataclass(frozen=True)
 class EmbedParams:
-    encoders: list[str] = param(
-        ["logmel", "frames"],
-        "built in, or the name of an `embed.<name>` section with an `encoder` key",
+    encoders: dict[str, str] = param(
+        {"logmel": "logmel", "frames": "frames"},
+        "name: kind; `embed@<name>` embeds with the kind's module and the options in "
+        "`embed.<name>`; the order is the column order in training",
         NOT_EMPTY,
-        UNIQUE,
+        ENCODER_KIND,
     )
     workers: int = param(0, "DataLoader worker processes (0: in the main process)", bound(">= 0"))
     device: str = param("auto", "where encoders with a model run", one_of("auto", "cpu", "cuda"))
@@ -230,14 +205,13 @@ class EmbedParams:
         "each clip is embedded once per encoder config (docs/pipeline.md)",
         NOT_EMPTY,
     )
-    logmel: LogmelParams = field(default_factory=LogmelParams)
-    frames: FramesParams = field(default_factory=FramesParams)
-    models: dict = param(
-        {},
-        "a pretrained encoder: `encoder: hf-audio:<id or path>`, "
-        "`hf-vision:<...>` or `crepe`, and its options (docs/encoders.md)",
+    sections: dict = param(
+        {"logmel": {}, "frames": {}},
+        "an encoder's options (`{}`: its kind's defaults), which every name in embed.encoders "
+        "needs; checked by the embed stage against the options dataclass in "
+        "src/avgate/encoders/<kind>.py (docs/params.md#encoder-options)",
         key="<name>",
-        gathers=lambda name, value: isinstance(value, dict) and "encoder" in value,
+        gathers=lambda name, value: isinstance(value, dict),
     )
 
 
@@ -275,7 +249,7 @@ class EventnessParams:
 class LoraParams:
     encoder: str = param(
         "",
-        "the base model: an `embed.<name>` section whose encoder is `hf-audio:<id or path>` "
+        "the base model: an `embed.<name>` section of hf_audio options (`model`, `revision`) "
         "(finetune: lora)",
     )
     targets: str = param(
@@ -332,7 +306,12 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    primary_metric: str = param("segment_accuracy", "the headline score", PRIMARY_METRIC)
+    primary_metric: str = param(
+        "segment_accuracy",
+        "the headline score: a metric src/avgate/metrics.py registers for task.kind, checked by "
+        "the stages that score it (train, gate)",
+        NOT_EMPTY,
+    )
     aggregate_by: str = param(
         "", "clip tasks: a manifest column naming each clip's event (empty: off)"
     )
@@ -417,45 +396,40 @@ def _check(params: Params) -> None:
             "needs task.kind: clip (it pools clips into events)",
             params.evaluate.aggregate_by,
         )
-    _check_primary_metric(params.task.kind, params.evaluate.primary_metric)
-    for name in params.embed.encoders:
-        _check_encoder_section(params.embed, name)
+    _check_encoder_sections(params.embed)
     for name, options in params.eventness.options.items():
         _check_method_section(name, options)
     lora = params.train.lora
-    if params.train.finetune == "lora" and lora.encoder not in params.embed.models:
+    if params.train.finetune == "lora" and lora.encoder not in params.embed.sections:
         fail(
             "train.lora.encoder",
-            "must name an embed.<name> section with an hf-audio encoder "
-            "when train.finetune is lora",
+            "must name an embed.<name> section holding an hf_audio encoder's options "
+            "(model, revision) when train.finetune is lora",
             lora.encoder,
         )
 
 
-def _check_primary_metric(kind: str, primary: str) -> None:
-    """The primary metric must be one the task kind computes."""
-    if primary not in METRICS_BY_KIND[kind]:
-        fail(
-            "evaluate.primary_metric",
-            f"must be one of {list(METRICS_BY_KIND[kind])} for task.kind {kind!r}",
-            primary,
-        )
-
-
-def _check_encoder_section(embed: EmbedParams, name: str) -> None:
-    """A name in `embed.encoders` needs its section: a built-in one or `embed.<name>.encoder`."""
-    hints = typing.get_type_hints(EmbedParams)
-    built_in = [
-        f.name for f in dataclasses.fields(EmbedParams) if dataclasses.is_dataclass(hints[f.name])
-    ]
-    if name in built_in or name in embed.models:
-        return
-    raise ConfigError(
-        f"{PARAMS_FILE}: embed.encoders names {name!r}, which has no section embed.{name}; "
-        f"built in: {built_in}; for a pretrained encoder add the section with its `encoder`, "
-        f"e.g. dvc exp run -S 'embed.encoders=[{','.join(embed.encoders)}]' "
-        f"-S '++embed.{name}.encoder=hf-audio:<hub id or folder>' (or hf-vision:<...>, crepe)"
-    )
+def _check_encoder_sections(embed: EmbedParams) -> None:
+    """Each name in `embed.encoders` is a plain name (a folder, a DVC stage, a params key) and has
+    its section `embed.<name>`, on which dvc.yaml's `embed@<name>` depends (DVC itself stops
+    with "Parameters 'embed.<name>' are missing"). The options in it are checked by the embed
+    stage, which imports the kind's module."""
+    shared = [f.name for f in dataclasses.fields(EmbedParams) if f.name != "sections"]
+    for name, kind in embed.encoders.items():
+        if not ENCODER_NAME.fullmatch(name) or name in shared:
+            fail(
+                f"embed.encoders.{name}",
+                "must be named with letters, digits, `_` or `-` (a folder data/embeddings/<name>) "
+                f"and not as a shared key {shared}",
+                name,
+            )
+        if name not in embed.sections:
+            raise ConfigError(
+                f"{PARAMS_FILE}: embed.encoders names {name!r} (kind {kind}), which has no "
+                f"section embed.{name}; add it beside the name: dvc exp run "
+                f"-S '+embed.encoders.{name}={kind}' -S '+embed.{name}={{}}' (the kind's "
+                f"defaults) or -S '++embed.{name}.<option>=<value>' (docs/encoders.md)"
+            )
 
 
 def _check_method_section(name: str, options: Any) -> None:

@@ -3,7 +3,10 @@ field, the rules (`bound`, `one_of`, ...), and `build`/`section`, which turn a m
 params.yaml into the dataclass with errors that name the key.
 
 `avgate.config` assembles params.yaml's sections from these; a plugin (an encoder, a dataset
-format, an eventness method) declares its options next to its code with the same `param`.
+format, an eventness method, a gate criterion) declares its options next to its code with the
+same `param`. `gates.yaml` is read with them too: `build`, `section`, `check_known` and `fail` take
+the file they name in errors (`source`, params.yaml unless told). A key declared with the
+default `REQUIRED` must be written; a `float | None` key may be null.
 
 >>> @dataclass(frozen=True)
 ... class Options:
@@ -32,7 +35,18 @@ SPEC = "avgate.spec"  # the metadata key of a field's declaration
 
 
 class ConfigError(ValueError):
-    """A params value that is missing, unknown, of the wrong type or out of its range."""
+    """A value in params.yaml or gates.yaml that is missing, unknown, of the wrong type or out of
+    its range; the message names the file and the key."""
+
+
+class _Required:
+    """The default of a key that has none: `build` refuses a mapping without it."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,7 @@ def param(
 
     A dict field with `gathers` collects the section's other keys for which
     `gathers(name, value)` holds (plugin sections such as `embed.<name>`), under `key`.
+    `default` REQUIRED makes the key one that must be written.
     """
     metadata = {SPEC: Spec(meaning, rules, key, gathers)}
     if isinstance(default, list | dict):
@@ -170,23 +185,29 @@ def declared(section: type, path: tuple[str, ...] = ()) -> tuple[Declared, ...]:
     return tuple(found)
 
 
-def check_declared(item: Declared, value: Any) -> None:
-    """Refuse a value (or list item) that breaks one of the key's rules."""
+def check_declared(item: Declared, value: Any, source: str = PARAMS_FILE) -> None:
+    """Refuse a value (or list item, or mapping value) that breaks one of the key's rules; a
+    null (allowed only where the type says `| None`) has no rule to meet."""
+    if value is None:
+        return
     for rule in item.spec.rules:
         for key, each in _targets(item.key, value, rule.each):
             if not rule.ok(each):
-                fail(key, f"must {rule.must} ({item.spec.meaning})", each)
+                fail(key, f"must {rule.must} ({item.spec.meaning})", each, source)
 
 
 def _targets(key: str, value: Any, each: bool) -> list[tuple[str, Any]]:
+    if each and isinstance(value, dict):
+        return [(f"{key}.{name}", item) for name, item in value.items()]
     if each:
         return [(f"{key}[{i}]", item) for i, item in enumerate(value)]
     return [(key, value)]
 
 
-def section(cls: type, data: Any, key: str) -> Any:
-    """`data` as `cls`, a dataclass of `param` fields outside `Params` (a plugin's options),
-    checked as params.yaml's own sections are; errors name `key` and its sub-keys.
+def section(cls: type, data: Any, key: str, source: str = PARAMS_FILE) -> Any:
+    """`data` as `cls`, a dataclass of `param` fields outside `Params` (a plugin's options, or a
+    part of gates.yaml), checked as params.yaml's own sections are; errors name `source`, `key`
+    and its sub-keys.
 
     >>> @dataclass(frozen=True)
     ... class Options:
@@ -195,16 +216,36 @@ def section(cls: type, data: Any, key: str) -> Any:
     Traceback (most recent call last):
     ...
     avgate.declare.ConfigError: params.yaml: eventness.energy.k must be >= 1 (how many), got 0
+    >>> section(Options, {"k": 0}, "stages[quick]", "gates.yaml")
+    Traceback (most recent call last):
+    ...
+    avgate.declare.ConfigError: gates.yaml: stages[quick].k must be >= 1 (how many), got 0
     """
-    path = tuple(key.split("."))
-    built = build(cls, data, key + ".")
+    path = tuple(key.split(".")) if key else ()
+    built = build(cls, data, f"{key}." if key else "", source)
     for item in declared(cls, path):
-        check_declared(item, functools.reduce(getattr, item.path[len(path) :], built))
+        check_declared(item, functools.reduce(getattr, item.path[len(path) :], built), source)
     return built
 
 
-def fail(key: str, rule: str, value: Any) -> typing.NoReturn:
-    raise ConfigError(f"{PARAMS_FILE}: {key} {rule}, got {value!r}")
+def fail(key: str, rule: str, value: Any, source: str = PARAMS_FILE) -> typing.NoReturn:
+    """Refuse `value` of `key` in `source`: `<source>: <key> <rule>, got <value>`."""
+    raise ConfigError(f"{source}: {key} {rule}, got {value!r}")
+
+
+def check_known(data: dict, known: Any, where: str, source: str = PARAMS_FILE) -> None:
+    """Refuse keys of the mapping `data` (at `where`, "" for the top level) not in `known`.
+
+    >>> check_known({"k": 1, "kk": 2}, ["k"], "stages[quick]", "gates.yaml")
+    Traceback (most recent call last):
+    ...
+    avgate.declare.ConfigError: gates.yaml: unknown key(s) ['kk'] in stages[quick]; known: ['k']
+    """
+    unknown = sorted(str(name) for name in set(data) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {unknown} in {where or 'top level'}; known: {sorted(known)}"
+        )
 
 
 _TYPE_NAMES = {bool: "true/false", int: "integer", float: "number", str: "string", dict: "mapping"}
@@ -220,30 +261,37 @@ def table_markdown(section: type) -> str:
 def _table_row(item: Declared) -> str:
     rules = item.spec.rules
     allowed = "; ".join(("each " if rule.each else "") + rule.allowed for rule in rules) or "any"
-    default = f"`{json.dumps(item.default)}`"
+    default = "required" if item.default is REQUIRED else f"`{json.dumps(item.default)}`"
     cells = [f"`{item.key}`", _type_name(item.kind), allowed, default, item.spec.meaning]
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
 def _type_name(kind: Any) -> str:
-    if typing.get_origin(kind) is list:
-        return f"list of {_TYPE_NAMES[typing.get_args(kind)[0]]}s"
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is list:
+        return f"list of {_TYPE_NAMES[args[0]]}s"
+    if origin is dict:
+        return f"mapping to {_TYPE_NAMES[args[1]]}s"
+    if origin in (typing.Union, types.UnionType):
+        return f"{_type_name(_optional(kind, 'the key'))} or null"
     return _TYPE_NAMES[kind]
 
 
-def build(cls: type, data: Any, prefix: str) -> Any:
+def build(cls: type, data: Any, prefix: str, source: str = PARAMS_FILE) -> Any:
+    """`data` as the dataclass `cls`, each value converted to its field's type; errors name
+    `source` and the key (`prefix` + the field's name). Rules are checked by `section`."""
     if not isinstance(data, dict):
-        fail(prefix.rstrip("."), "must be a mapping", data)
+        fail(prefix.rstrip(".") or "the file", "must be a mapping", data, source)
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = dataclasses.fields(cls)
+    names = {f.name for f in fields}
     data = _gather(cls, data, names)
-    unknown = sorted(set(data) - names)
-    if unknown:
-        where = prefix.rstrip(".") or "top level"
-        raise ConfigError(
-            f"{PARAMS_FILE}: unknown key(s) {unknown} in {where}; known: {sorted(names)}"
-        )
-    values = {name: _convert(hints[name], data[name], prefix + name) for name in data}
+    check_known(data, names, prefix.rstrip("."), source)
+    for f in fields:
+        if f.default is REQUIRED and f.name not in data:
+            meaning = f.metadata[SPEC].meaning
+            raise ConfigError(f"{source}: {prefix}{f.name} is missing; add it ({meaning})")
+    values = {name: _convert(hints[name], data[name], prefix + name, source) for name in data}
     return cls(**values)
 
 
@@ -257,42 +305,55 @@ def _gather(cls: type, data: dict, names: set[str]) -> dict:
     return data
 
 
-def _convert(kind: Any, value: Any, key: str) -> Any:
+def _optional(kind: Any, key: str) -> Any:
+    """The `T` of `T | None`; TypeError for any other union."""
+    args = typing.get_args(kind)
+    others = [arg for arg in args if arg is not type(None)]
+    if len(args) != 2 or len(others) != 1:
+        raise TypeError(f"unsupported params type for {key}: {kind} (only `T | None`)")
+    return others[0]
+
+
+def _convert(kind: Any, value: Any, key: str, source: str) -> Any:
     if dataclasses.is_dataclass(kind):
-        return build(kind, value, key + ".")
+        return build(kind, value, key + ".", source)
     origin = typing.get_origin(kind)
-    if kind is dict:
+    if origin in (typing.Union, types.UnionType):
+        inner = _optional(kind, key)
+        return None if value is None else _convert(inner, value, key, source)
+    if kind is dict or origin is dict:
         if not isinstance(value, dict):
-            fail(key, "must be a mapping", value)
-        return value
+            fail(key, "must be a mapping", value, source)
+        if origin is None:
+            return value
+        _, item = typing.get_args(kind)
+        return {str(k): _convert(item, v, f"{key}.{k}", source) for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
-            fail(key, "must be a list", value)
+            fail(key, "must be a list", value, source)
         (item,) = typing.get_args(kind)
-        return [_convert(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin in (typing.Union, types.UnionType):
-        raise TypeError(f"unsupported params type for {key}: {kind}")
-    return _scalar(kind, value, key)
+        return [_convert(item, v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    return _scalar(kind, value, key, source)
 
 
-def _scalar(kind: type, value: Any, key: str) -> Any:
+def _scalar(kind: type, value: Any, key: str, source: str) -> Any:
     if kind is bool:
         if not isinstance(value, bool):
-            fail(key, "must be true or false", value)
+            fail(key, "must be true or false", value, source)
         return value
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            fail(key, "must be an integer", value)
+            fail(key, "must be an integer", value, source)
         return value
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            fail(key, "must be a number", value)
+            fail(key, "must be a number", value, source)
         if not _finite(value):
-            fail(key, "must be a finite number", value)
+            fail(key, "must be a finite number", value, source)
         return float(value)
     if kind is str:
         if not isinstance(value, str):
-            fail(key, "must be a string", value)
+            fail(key, "must be a string", value, source)
         return value
     raise TypeError(f"unsupported params type for {key}: {kind}")
 

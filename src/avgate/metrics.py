@@ -1,4 +1,8 @@
-"""Score registry: name -> (direction, input kind, function of the truth and the predictions).
+"""Score registry: each metric declares its name, its direction (its own sign: higher or lower
+is better), what it reads (the labels or the scores), the task kinds that compute it, and its
+function of the truth and the predictions. The registry is the only list of names:
+`evaluate.primary_metric` is checked against it (`check_primary`), the gate takes the primary
+metric's direction from it, and `score` computes every metric of a task kind.
 
 For `task.kind: event` the scored units are seconds: `segment_accuracy` is the AVE benchmark's
 segment-level accuracy (share of seconds whose label, background included, is right). For
@@ -7,64 +11,169 @@ metrics (`macro_roc_auc`, `map`, `d_prime`) see the probabilities. A metric that
 define (no class with both positives and negatives, no minority class in the split) is None,
 never NaN and never a made-up 0.
 
+`evaluate.primary_metric` is checked here, by the stages that score it (`check_primary`), not
+when params.yaml is read: `avgate.config` does not import this module, so no stage depends on
+the metrics' code but those that compute them. Reading the registry stays light (the gate's
+plan check, `avgate promote`): scikit-learn, scipy and pandas are imported inside the functions
+that use them.
+
 >>> probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
 >>> scores = score("event", ["a", "background", "background"], probs, ["a", "background"])
 >>> scores["segment_accuracy"], scores["macro_roc_auc"]
 (0.6666666666666666, 1.0)
+>>> METRICS["segment_accuracy"].direction, METRICS["segment_accuracy"].sign
+('maximize', 1)
 """
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from scipy.stats import norm
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    balanced_accuracy_score,
-    f1_score,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
 
-from avgate.config import METRICS_BY_KIND
-from avgate.declare import ConfigError
+from avgate.declare import fail
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROB_PREFIX = "prob_"
 AUC_CLIP = 1e-6
+MAXIMIZE, MINIMIZE = "maximize", "minimize"
+DIRECTIONS = (MAXIMIZE, MINIMIZE)
+NEEDS = ("labels", "scores")  # the arg-max class of each row, or the (n, k) probabilities
+
+MetricFn = Callable[[np.ndarray, np.ndarray, list[str]], float | None]
+PerSampleFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
 class Metric:
-    """One scalar score.
+    """One scalar score as the registry holds it.
 
-    `needs` says what `fn` gets as its second argument: "labels" (the arg-max class of each row)
-    or "scores" (the (n, k) probabilities, columns aligned with `classes`). `fn` returns None
-    where the split cannot define the metric; each function's docstring says when.
+    `direction` is the metric's own sign ("maximize": higher is better), stated here once and
+    read by the gate; `needs` says what `fn` gets as its second argument: "labels" (the arg-max
+    class of each row) or "scores" (the (n, k) probabilities, columns aligned with `classes`);
+    `kinds` are the task kinds whose evaluation computes it. `fn` returns None where the split
+    cannot define the metric; each function's docstring says when. `per_sample`, when set, maps
+    (true labels, predicted labels) to one score per row whose mean is the metric: the gate's
+    bootstrap interval and `avgate plan check` resample those rows.
     """
 
     name: str
-    maximize: bool
+    direction: str
     needs: str
-    fn: Callable[[np.ndarray, np.ndarray, list[str]], float | None]
+    kinds: tuple[str, ...]
+    fn: MetricFn
+    per_sample: PerSampleFn | None = None
+
+    @property
+    def sign(self) -> int:
+        """+1 when higher is better, -1 when lower is (scikit-learn's scorer `_sign`)."""
+        return 1 if self.direction == MAXIMIZE else -1
+
+    @property
+    def declared_in(self) -> str:
+        """The file that registered the metric (relative to the working directory when inside)."""
+        path = Path(inspect.getfile(self.fn)).resolve()
+        try:
+            return str(path.relative_to(Path.cwd().resolve()))
+        except ValueError:
+            return str(path)
 
 
+METRICS: dict[str, Metric] = {}
+
+
+def register(
+    name: str,
+    direction: str,
+    needs: str,
+    kinds: tuple[str, ...],
+    per_sample: PerSampleFn | None = None,
+) -> Callable[[MetricFn], MetricFn]:
+    """Function decorator: register `fn(y_true, labels_or_scores, classes) -> float | None` as
+    the metric `name` (decorators stack: one function may serve two names).
+
+    >>> @register("share_of_a", MAXIMIZE, "labels", ("clip",))
+    ... def share_of_a(y_true, y_pred, classes):
+    ...     return float(np.mean(y_pred == "a"))
+    >>> "share_of_a" in names("clip"), "share_of_a" in names("event")
+    (True, False)
+    >>> del METRICS["share_of_a"]
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(
+            f"metric {name!r}: direction must be one of {DIRECTIONS}, got {direction!r}"
+        )
+    if needs not in NEEDS:
+        raise ValueError(f"metric {name!r}: needs must be one of {NEEDS}, got {needs!r}")
+    if not kinds or isinstance(kinds, str):
+        raise ValueError(f"metric {name!r}: kinds must be a non-empty tuple of task kinds")
+
+    def add(fn: MetricFn) -> MetricFn:
+        if name in METRICS:
+            raise ValueError(f"metric {name!r} is registered twice")
+        METRICS[name] = Metric(name, direction, needs, tuple(kinds), fn, per_sample)
+        return fn
+
+    return add
+
+
+def names(kind: str) -> tuple[str, ...]:
+    """The metrics a task kind computes, in registration order.
+
+    >>> names("event")[:2]
+    ('segment_accuracy', 'balanced_accuracy')
+    """
+    return tuple(name for name, metric in METRICS.items() if kind in metric.kinds)
+
+
+def check_primary(kind: str, primary: str) -> None:
+    """Refuse a primary metric that the task kind does not compute, listing those it does.
+
+    >>> check_primary("clip", "segment_accuracy")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    avgate.declare.ConfigError: params.yaml: evaluate.primary_metric must be one of ['accuracy', ...
+    """
+    if primary not in names(kind):
+        fail(
+            "evaluate.primary_metric",
+            f"must be one of {list(names(kind))} for task.kind {kind!r}",
+            primary,
+        )
+
+
+def _correct(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """1.0 where the predicted label is right, else 0.0: accuracy's per-sample score."""
+    return (np.asarray(y_true) == np.asarray(y_pred)).astype(np.float64)
+
+
+@register("segment_accuracy", MAXIMIZE, "labels", ("event",), per_sample=_correct)
+@register("accuracy", MAXIMIZE, "labels", ("clip",), per_sample=_correct)
 def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> float:
     """Share of rows whose predicted label is right; always defined."""
-    return float(accuracy_score(y_true, y_pred))
+    return float(np.mean(_correct(y_true, y_pred)))
 
 
+@register("balanced_accuracy", MAXIMIZE, "labels", ("event", "clip"))
 def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> float:
     """Mean recall over the classes present in y_true; always defined."""
+    from sklearn.metrics import balanced_accuracy_score
+
     return float(balanced_accuracy_score(y_true, y_pred))
 
 
+@register("macro_f1", MAXIMIZE, "labels", ("event", "clip"))
 def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> float:
     """Mean F1 over the classes present in y_true (a class never predicted scores 0)."""
+    from sklearn.metrics import f1_score
+
     present = sorted(set(y_true))
     return float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
 
@@ -79,6 +188,7 @@ def _one_vs_rest(y_true: np.ndarray, classes: list[str], both_sides: bool) -> li
     return indices
 
 
+@register("macro_roc_auc", MAXIMIZE, "scores", ("event", "clip"))
 def _macro_roc_auc(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> float | None:
     """One-vs-rest ROC AUC averaged over the classes that have both positive and negative rows.
 
@@ -87,18 +197,23 @@ def _macro_roc_auc(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) ->
     >>> _macro_roc_auc(np.array(["a", "b"]), np.array([[0.8, 0.2], [0.3, 0.7]]), ["a", "b"])
     1.0
     """
+    from sklearn.metrics import roc_auc_score
+
     indices = _one_vs_rest(y_true, classes, both_sides=True)
     if not indices:
         return None
     return float(np.mean([roc_auc_score(y_true == classes[i], probs[:, i]) for i in indices]))
 
 
+@register("map", MAXIMIZE, "scores", ("event", "clip"))
 def _map(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> float | None:
     """Mean average precision over the classes present in y_true.
 
     A class absent from y_true has no precision-recall curve and is skipped; None only when no
     class of `classes` occurs in y_true.
     """
+    from sklearn.metrics import average_precision_score
+
     indices = _one_vs_rest(y_true, classes, both_sides=False)
     if not indices:
         return None
@@ -107,6 +222,7 @@ def _map(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> float | N
     )
 
 
+@register("d_prime", MAXIMIZE, "scores", ("event", "clip"))
 def _d_prime(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> float | None:
     """AudioSet's d' = sqrt(2) * Phi^-1(macro ROC AUC); None when the AUC is None.
 
@@ -115,6 +231,8 @@ def _d_prime(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> float
     >>> round(_d_prime(np.array(["a", "b"]), np.array([[0.8, 0.2], [0.3, 0.7]]), ["a", "b"]), 3)
     6.722
     """
+    from scipy.stats import norm
+
     auc = _macro_roc_auc(y_true, probs, classes)
     if auc is None:
         return None
@@ -138,6 +256,7 @@ def _tail(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], stat: str)
     return per_class(y_true, y_pred, classes)[minority_class(y_true, classes)][stat]
 
 
+@register("tail_recall", MAXIMIZE, "labels", ("clip",))
 def _tail_recall(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> float | None:
     """Recall of the minority class of a binary task.
 
@@ -146,37 +265,13 @@ def _tail_recall(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> 
     return _tail(y_true, y_pred, classes, "recall")
 
 
+@register("tail_f1", MAXIMIZE, "labels", ("clip",))
 def _tail_f1(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> float | None:
     """F1 of the minority class of a binary task.
 
     None when the task is not binary, or when the minority class is neither true nor predicted.
     """
     return _tail(y_true, y_pred, classes, "f1")
-
-
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric("accuracy", True, "labels", _accuracy),
-        Metric("segment_accuracy", True, "labels", _accuracy),
-        Metric("balanced_accuracy", True, "labels", _balanced_accuracy),
-        Metric("macro_f1", True, "labels", _macro_f1),
-        Metric("macro_roc_auc", True, "scores", _macro_roc_auc),
-        Metric("map", True, "scores", _map),
-        Metric("d_prime", True, "scores", _d_prime),
-        Metric("tail_recall", True, "labels", _tail_recall),
-        Metric("tail_f1", True, "labels", _tail_f1),
-    )
-}
-
-
-def check_primary(kind: str, primary: str) -> None:
-    """Refuse a primary metric that the task kind does not compute."""
-    if primary not in METRICS_BY_KIND[kind]:
-        raise ConfigError(
-            f"params.yaml: evaluate.primary_metric {primary!r} is not computed for task.kind "
-            f"{kind!r}; choose one of {list(METRICS_BY_KIND[kind])}"
-        )
 
 
 def _check_probs(probs: np.ndarray, n_rows: int, n_classes: int) -> None:
@@ -210,7 +305,7 @@ def score(
         warnings.filterwarnings("ignore", message="A single label was found in 'y_true'")
         return {
             name: METRICS[name].fn(y_true, inputs[METRICS[name].needs], classes)
-            for name in METRICS_BY_KIND[kind]
+            for name in names(kind)
         }
 
 
@@ -230,6 +325,8 @@ def per_class(
     >>> per_class(["a", "a", "b"], ["a", "b", "b"], ["a", "b", "c"])["c"]
     {'precision': None, 'recall': None, 'f1': None, 'support': 0}
     """
+    from sklearn.metrics import precision_recall_fscore_support
+
     classes = list(classes)
     precision, recall, f1, support = precision_recall_fscore_support(
         np.asarray(y_true), np.asarray(y_pred), labels=classes, zero_division=np.nan
@@ -261,6 +358,7 @@ def aggregate_windows(frame: pd.DataFrame, key: str, how: str) -> pd.DataFrame:
     are dropped). "mean" averages the probabilities; "max" takes each class's largest probability
     and renormalises the row to sum 1. Rows come out in the order their key first appears.
 
+    >>> import pandas as pd
     >>> frame = pd.DataFrame({"clip_id": ["x", "x", "y"], "label": ["a", "a", "b"],
     ...                       "prob_a": [0.8, 0.2, 0.1], "prob_b": [0.2, 0.8, 0.9]})
     >>> aggregate_windows(frame, "clip_id", "max")
@@ -268,6 +366,8 @@ def aggregate_windows(frame: pd.DataFrame, key: str, how: str) -> pd.DataFrame:
     0       x     a     0.5     0.5
     1       y     b     0.1     0.9
     """
+    import pandas as pd
+
     if how not in ("mean", "max"):
         raise ValueError(f"how must be 'mean' or 'max', not {how!r}")
     _check_one_label_per_key(frame, key)

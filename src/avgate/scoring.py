@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from avgate import calibration, diagnostics, metrics
+from avgate import calibration, metrics, model_diagnostics
 
 LOGIT_PREFIX = "logit_"
 
@@ -80,5 +80,5 @@ def split_scores(
         f"majority_baseline_{split}": metrics.score(kind, labels, majority_probs, classes),
         f"per_class_{split}": metrics.per_class(labels, predicted, classes),
         f"calibration_{split}": {"before": calibration.scores(probs, y)},
-        f"probability_clusters_{split}": diagnostics.probability_clusters(probs),
+        f"probability_clusters_{split}": model_diagnostics.probability_clusters(probs),
     }

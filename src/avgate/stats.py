@@ -1,4 +1,4 @@
-"""Paired tests, cluster and group bootstrap, McNemar, Holm correction and power for model gates.
+"""Paired tests, cluster and group bootstrap, and power for model gates.
 
 Inputs are plain arrays of `deltas` (candidate - baseline), paired by seed: delta i is the
 candidate's metric minus the baseline's metric trained and evaluated with seed i. Every result
@@ -6,28 +6,30 @@ names its test, its sidedness (`alternative`) and its pairing, and the tests rep
 p-value they could reach with this many seeds (`min_p_value`): an exact one-sided test on 3 seeds
 can never go below 0.125, whatever the effect.
 
+The tests a gate stage can name (`statistic:` in gates.yaml) are the registry `STATISTICS`:
+subclasses of `PairedStatistic` registered by `register_statistic` (docs/extending.md).
+
 >>> deltas = np.array([0.012, 0.020, 0.008])
->>> r = sign_flip(deltas)
+>>> r = STATISTICS["sign_flip"].test(deltas)
 >>> r.test, r.alternative, r.p_value, r.min_p_value
 ('exact sign-flip permutation', 'greater', 0.125, 0.125)
->>> holm([0.01, 0.04, 0.03]).round(2)
-array([0.03, 0.06, 0.06])
+>>> list(STATISTICS)
+['paired_t', 'wilcoxon', 'sign_flip']
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import ClassVar, TypeVar
 
 import numpy as np
 from scipy import stats as sps
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 SEED_PAIRING = "paired by seed (candidate - baseline)"
-PAIRED_T = "paired t-test"
-WILCOXON = "exact Wilcoxon signed-rank"
-SIGN_FLIP = "exact sign-flip permutation"
-EXACT_TESTS = (WILCOXON, SIGN_FLIP)
-MAX_SIGN_FLIP_N = 20
+MAX_ENUMERATED = 20  # exact tests enumerate at most 2**20 sign patterns
 BOOTSTRAP_CHUNK_CELLS = 200_000  # resamples x clusters per chunk: ~1.6 MB of counts stays in cache
 
 
@@ -71,72 +73,76 @@ def _deltas(deltas, min_n: int = 2) -> np.ndarray:
     return d
 
 
-def min_p_value(test: str, n: int, alternative: str) -> float:
-    """The smallest p-value `test` can return with `n` paired seeds.
+class PairedStatistic(ABC):
+    """A paired test of the per-seed deltas against zero that a gate stage can name.
 
-    Exact tests on n seeds have 2**n equally likely sign patterns under the null, so one
-    extreme pattern gives 1/2**n one-sided and 2/2**n two-sided. The t-test is not bounded.
-
-    >>> min_p_value("exact Wilcoxon signed-rank", 3, "greater")
-    0.125
-    >>> min_p_value("exact sign-flip permutation", 3, "two-sided")
-    0.25
-    >>> min_p_value("paired t-test", 3, "greater")
-    0.0
+    `name` (set by `register_statistic`) is what gates.yaml writes as `statistic:`; `title` is the
+    test's name in every result (a result may name a variant, e.g. an approximation, in its
+    `test` field); `min_seeds` and `max_seeds` bound the seeds it can run on, `max_seeds_why`
+    says why there is a cap. `test` returns a `TestResult` stating the test, its sidedness and
+    its pairing; `min_p_value(n, alternative)` is the smallest p it can return with n seeds, the
+    floor a stage's alpha per look must clear (0 for a test that is not bounded).
     """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    min_seeds: ClassVar[int] = 1
+    max_seeds: ClassVar[int | None] = None
+    max_seeds_why: ClassVar[str] = ""
+
+    @abstractmethod
+    def test(self, deltas, alternative: str = "greater") -> TestResult:
+        """The test of `deltas` (one per seed) with the given sidedness."""
+
+    @abstractmethod
+    def min_p_value(self, n: int, alternative: str) -> float:
+        """The smallest p-value the test can return with `n` paired seeds."""
+
+    def seeds_problem(self, n: int) -> str:
+        """Why the test cannot run on `n` seeds, or "" when it can.
+
+        >>> STATISTICS["paired_t"].seeds_problem(1)
+        'paired t-test needs at least 2 seeds; add seeds'
+        """
+        if n < self.min_seeds:
+            return f"{self.title} needs at least {self.min_seeds} seeds; add seeds"
+        if self.max_seeds is not None and n > self.max_seeds:
+            return (
+                f"{self.name} takes at most {self.max_seeds} seeds ({self.max_seeds_why}), got {n}"
+            )
+        return ""
+
+
+STATISTICS: dict[str, PairedStatistic] = {}
+Statistic = TypeVar("Statistic", bound=type[PairedStatistic])
+
+
+def register_statistic(name: str) -> Callable[[Statistic], Statistic]:
+    """Class decorator: make a `PairedStatistic` nameable as `statistic: <name>` in gates.yaml;
+    it sets the class's `name` and registers one instance."""
+
+    def add(cls: Statistic) -> Statistic:
+        if not issubclass(cls, PairedStatistic):
+            raise TypeError(f"{cls.__name__} is not a PairedStatistic")
+        if not getattr(cls, "title", ""):
+            raise TypeError(f"{cls.__name__}.title must name the test")
+        if name in STATISTICS:
+            raise ValueError(f"gate statistic {name!r} is registered twice")
+        cls.name = name
+        STATISTICS[name] = cls()
+        return cls
+
+    return add
+
+
+def _exact_floor(n: int, alternative: str) -> float:
+    """Smallest p of a test over the 2**n equally likely sign patterns: one extreme pattern,
+    1/2**n one-sided and 2/2**n two-sided."""
     _check_alternative(alternative)
-    if test == PAIRED_T:
-        return 0.0
-    if test not in EXACT_TESTS:
-        raise ValueError(f"unknown test {test!r}; known: {(PAIRED_T, *EXACT_TESTS)}")
     if n < 1:
         return 1.0
     tails = 2 if alternative == "two-sided" else 1
     return min(1.0, tails / 2.0**n)
-
-
-def paired_t(deltas, alternative: str = "greater") -> TestResult:
-    """Paired t-test of the per-seed deltas against zero (`scipy.stats.ttest_1samp`).
-
-    >>> r = paired_t([0.01, 0.02, 0.03])
-    >>> r.test, round(r.statistic, 3), round(r.p_value, 4)
-    ('paired t-test', 3.464, 0.0371)
-    """
-    _check_alternative(alternative)
-    d = _deltas(deltas)
-    res = sps.ttest_1samp(d, 0.0, alternative=alternative)
-    return TestResult(PAIRED_T, alternative, len(d), float(res.statistic), float(res.pvalue), 0.0)
-
-
-def wilcoxon_exact(deltas, alternative: str = "greater") -> TestResult:
-    """Exact Wilcoxon signed-rank test of the per-seed deltas (`scipy.stats.wilcoxon`).
-
-    Zero deltas are dropped (`zero_method="wilcox"`) and `n` counts the deltas kept; the note
-    says how many were dropped. The statistic is scipy's (r+ one-sided, min(r+, r-) two-sided).
-
-    >>> r = wilcoxon_exact([0.01, 0.02, 0.03, 0.0])
-    >>> r.n, r.p_value, r.note
-    (3, 0.125, '1 zero delta(s) dropped (zero_method="wilcox")')
-    """
-    _check_alternative(alternative)
-    d = _deltas(deltas, min_n=1)
-    kept = d[d != 0]
-    dropped = len(d) - len(kept)
-    note = f'{dropped} zero delta(s) dropped (zero_method="wilcox")' if dropped else ""
-    if len(kept) == 0:  # identical scores: no evidence of a difference, and nothing to rank
-        return TestResult(
-            WILCOXON, alternative, 0, 0.0, 1.0, 1.0, note="all deltas are zero: p = 1 by convention"
-        )
-    res = sps.wilcoxon(kept, alternative=alternative, method="exact", zero_method="wilcox")
-    return TestResult(
-        WILCOXON,
-        alternative,
-        len(kept),
-        float(res.statistic),
-        float(res.pvalue),
-        min_p_value(WILCOXON, len(kept), alternative),
-        note=note,
-    )
 
 
 def _sign_flip_sums(d: np.ndarray) -> np.ndarray:
@@ -150,103 +156,160 @@ def _sign_flip_sums(d: np.ndarray) -> np.ndarray:
     return (half(d[:k])[:, None] + half(d[k:])[None, :]).ravel()
 
 
-def sign_flip(deltas, alternative: str = "greater") -> TestResult:
-    """Exact sign-flip permutation test of the mean delta: all 2**n sign patterns (n <= 20).
-
-    The p-value is the share of patterns whose mean is >= the observed mean ("greater"),
-    <= it ("less"), or whose |mean| is >= the observed |mean| ("two-sided"). The observed
-    pattern counts, so p >= 1/2**n. Ties within a relative 1e-12 count as reached.
-
-    >>> sign_flip([0.5, 1.0, 2.0]).p_value
-    0.125
-    >>> sign_flip([0.5, 1.0, 2.0], alternative="two-sided").p_value
-    0.25
-    """
-    _check_alternative(alternative)
-    d = _deltas(deltas, min_n=1)
-    if len(d) > MAX_SIGN_FLIP_N:
-        raise ValueError(f"sign_flip enumerates 2**n patterns; n={len(d)} > {MAX_SIGN_FLIP_N}")
-    sums = _sign_flip_sums(d)
-    observed = d.sum()
-    tol = 1e-12 * max(np.abs(d).sum(), np.finfo(float).tiny)
+def _enumerated_p(values: np.ndarray, alternative: str) -> float:
+    """Share of the 2**n sign patterns of `values` whose sum is >= the observed sum ("greater"),
+    <= it ("less"), or whose |sum| is >= the observed |sum| ("two-sided"). The observed pattern
+    counts, so p >= 1/2**n. Ties within a relative 1e-12 count as reached."""
+    sums = _sign_flip_sums(values)
+    observed = values.sum()
+    tol = 1e-12 * max(np.abs(values).sum(), np.finfo(float).tiny)
     if alternative == "greater":
         hits = sums >= observed - tol
     elif alternative == "less":
         hits = sums <= observed + tol
     else:
         hits = np.abs(sums) >= abs(observed) - tol
-    return TestResult(
-        SIGN_FLIP,
-        alternative,
-        len(d),
-        float(d.mean()),
-        float(hits.mean()),
-        min_p_value(SIGN_FLIP, len(d), alternative),
-        note="statistic: mean delta",
-    )
+    return float(hits.mean())
 
 
-def mcnemar_exact(correct_a, correct_b, mid_p: bool = False) -> dict:
-    """Exact two-sided McNemar test of two classifiers on the same samples of ONE seed.
+@register_statistic("paired_t")
+class PairedT(PairedStatistic):
+    """Paired t-test of the per-seed deltas against zero (`scipy.stats.ttest_1samp`).
 
-    b counts samples A got right and B wrong, c those A got wrong and B right; under the
-    null b ~ Binomial(b + c, 1/2) (`scipy.stats.binomtest`). The mid-p variant subtracts
-    P(X = min(b, c)) from the exact two-sided p. Seeds are never pooled: run it per seed.
-
-    >>> a = np.array([1, 1, 1, 1, 1, 1, 0, 1], dtype=bool)
-    >>> b = np.array([0, 0, 0, 0, 0, 1, 1, 1], dtype=bool)
-    >>> r = mcnemar_exact(a, b)
-    >>> r["b"], r["c"], r["p_value"]
-    (5, 1, 0.21875)
-    >>> round(mcnemar_exact(a, b, mid_p=True)["p_value"], 6)
-    0.125
+    >>> r = STATISTICS["paired_t"].test([0.01, 0.02, 0.03])
+    >>> r.test, round(r.statistic, 3), round(r.p_value, 4), r.min_p_value
+    ('paired t-test', 3.464, 0.0371, 0.0)
     """
-    a = np.asarray(correct_a)
-    b_ = np.asarray(correct_b)
-    if a.ndim != 1 or a.shape != b_.shape:
-        raise ValueError(
-            f"correct_a and correct_b must be 1-D and equal in shape (one seed, per sample); "
-            f"got {a.shape} and {b_.shape}"
+
+    title = "paired t-test"
+    min_seeds = 2
+
+    def test(self, deltas, alternative: str = "greater") -> TestResult:
+        _check_alternative(alternative)
+        d = _deltas(deltas)
+        res = sps.ttest_1samp(d, 0.0, alternative=alternative)
+        return TestResult(self.title, alternative, len(d), float(res.statistic),
+                          float(res.pvalue), 0.0)  # fmt: skip
+
+    def min_p_value(self, n: int, alternative: str) -> float:
+        """Not bounded: any p > 0 is reachable with 2 seeds or more."""
+        _check_alternative(alternative)
+        return 0.0
+
+
+@register_statistic("wilcoxon")
+class Wilcoxon(PairedStatistic):
+    """Wilcoxon signed-rank test of the per-seed deltas, exact under ties.
+
+    Zero deltas are dropped (scipy's `zero_method="wilcox"`: a zero carries no sign) and `n`
+    counts the deltas kept; the note says how many were dropped. The others are ranked by |delta|
+    with midranks for ties. Up to 20 kept deltas the p-value is exact: the share of the 2**n
+    sign patterns of the signed midranks whose sum is at least as extreme as the observed one
+    (the null distribution with these ties, not the tie-free table). Beyond 20 it is the normal
+    approximation with the tie correction of the variance and no continuity correction, and
+    the result's `test` says so. The statistic is scipy's: r+ one-sided, min(r+, r-) two-sided.
+
+    >>> w = STATISTICS["wilcoxon"]
+    >>> r = w.test([0.01, 0.02, 0.03, 0.0])
+    >>> r.n, r.p_value, r.note
+    (3, 0.125, '1 zero delta(s) dropped (zero_method="wilcox")')
+    >>> w.test([0.01, 0.01, 0.01, 0.01, -0.01]).p_value  # ties: 6 of 32 patterns reach r+ = 12
+    0.1875
+    """
+
+    title = "exact Wilcoxon signed-rank"
+    approximate = "Wilcoxon signed-rank, normal approximation with tie correction"
+
+    def test(self, deltas, alternative: str = "greater") -> TestResult:
+        _check_alternative(alternative)
+        d = _deltas(deltas, min_n=1)
+        kept = d[d != 0]
+        dropped = len(d) - len(kept)
+        note = f'{dropped} zero delta(s) dropped (zero_method="wilcox")' if dropped else ""
+        if len(kept) == 0:  # identical scores: no evidence of a difference, and nothing to rank
+            return TestResult(self.title, alternative, 0, 0.0, 1.0, 1.0,
+                              note="all deltas are zero: p = 1 by convention")  # fmt: skip
+        n = len(kept)
+        ranks = sps.rankdata(np.abs(kept))  # midranks for tied |deltas|
+        r_plus = float(ranks[kept > 0].sum())
+        statistic = r_plus if alternative != "two-sided" else min(r_plus, ranks.sum() - r_plus)
+        if n <= MAX_ENUMERATED:
+            p = _enumerated_p(np.where(kept > 0, ranks, -ranks), alternative)
+            title = self.title
+        else:
+            p = _normal_p(r_plus, n, _tie_term(ranks), alternative)
+            title = self.approximate
+        return TestResult(title, alternative, n, statistic, p,
+                          self.min_p_value(n, alternative), note=note)  # fmt: skip
+
+    def min_p_value(self, n: int, alternative: str) -> float:
+        """1/2**n one-sided (2/2**n two-sided) up to 20 deltas, the all-positive pattern's p;
+        beyond, the normal approximation's p at that pattern without ties.
+
+        >>> w = STATISTICS["wilcoxon"]
+        >>> w.min_p_value(3, "greater"), w.min_p_value(3, "two-sided")
+        (0.125, 0.25)
+        """
+        if n <= MAX_ENUMERATED:
+            return _exact_floor(n, alternative)
+        _check_alternative(alternative)
+        extreme = 0.0 if alternative == "less" else n * (n + 1) / 2  # every sign alike
+        return _normal_p(extreme, n, 0.0, alternative)
+
+
+def _tie_term(ranks: np.ndarray) -> float:
+    """sum(t**3 - t) / 48 over the groups of t tied |deltas|: what ties take off the variance."""
+    _, counts = np.unique(ranks, return_counts=True)
+    return float(np.sum(counts.astype(np.float64) ** 3 - counts) / 48.0)
+
+
+def _normal_p(r_plus: float, n: int, tie_term: float, alternative: str) -> float:
+    """The normal approximation's p of the signed-rank sum r+ of n deltas (no continuity
+    correction), its variance reduced by `tie_term`."""
+    mean = n * (n + 1) / 4.0
+    z = (r_plus - mean) / np.sqrt(n * (n + 1) * (2 * n + 1) / 24.0 - tie_term)
+    if alternative == "greater":
+        return float(sps.norm.sf(z))
+    if alternative == "less":
+        return float(sps.norm.cdf(z))
+    return float(min(1.0, 2 * sps.norm.sf(abs(z))))
+
+
+@register_statistic("sign_flip")
+class SignFlip(PairedStatistic):
+    """Exact sign-flip permutation test of the mean delta: all 2**n sign patterns (n <= 20).
+
+    The p-value is the share of patterns whose mean is >= the observed mean ("greater"),
+    <= it ("less"), or whose |mean| is >= the observed |mean| ("two-sided"). The observed
+    pattern counts, so p >= 1/2**n. Ties within a relative 1e-12 count as reached.
+
+    >>> flip = STATISTICS["sign_flip"]
+    >>> flip.test([0.5, 1.0, 2.0]).p_value, flip.test([0.5, 1.0, 2.0], "two-sided").p_value
+    (0.125, 0.25)
+    """
+
+    title = "exact sign-flip permutation"
+    max_seeds = MAX_ENUMERATED
+    max_seeds_why = "it enumerates 2**n sign patterns"
+
+    def test(self, deltas, alternative: str = "greater") -> TestResult:
+        _check_alternative(alternative)
+        d = _deltas(deltas, min_n=1)
+        if len(d) > MAX_ENUMERATED:
+            raise ValueError(f"sign_flip enumerates 2**n patterns; n={len(d)} > {MAX_ENUMERATED}")
+        return TestResult(
+            self.title,
+            alternative,
+            len(d),
+            float(d.mean()),
+            _enumerated_p(d, alternative),
+            self.min_p_value(len(d), alternative),
+            note="statistic: mean delta",
         )
-    a, b_ = a.astype(bool), b_.astype(bool)
-    b = int(np.sum(a & ~b_))
-    c = int(np.sum(~a & b_))
-    n = b + c
-    if n == 0:
-        p = 1.0
-    else:
-        p = float(sps.binomtest(b, n, 0.5, alternative="two-sided").pvalue)
-        if mid_p:
-            p = float(p - sps.binom.pmf(min(b, c), n, 0.5))
-    return {
-        "test": "exact McNemar" + (" (mid-p)" if mid_p else ""),
-        "alternative": "two-sided",
-        "pairing": "paired per sample, one seed",
-        "n": len(a),
-        "b": b,
-        "c": c,
-        "p_value": p,
-    }
 
-
-def holm(p_values) -> np.ndarray:
-    """Holm step-down adjusted p-values, in the input order (monotone, capped at 1).
-
-    The i-th smallest p (from 0) is multiplied by (m - i), then a running maximum keeps the
-    adjusted values in the order of the raw ones.
-
-    >>> holm([0.01, 0.04, 0.03]).round(2)
-    array([0.03, 0.06, 0.06])
-    """
-    p = np.asarray(p_values, dtype=np.float64)
-    if p.ndim != 1 or ((p < 0) | (p > 1)).any() or np.isnan(p).any():
-        raise ValueError("p_values must be a 1-D array of values in [0, 1]")
-    m = len(p)
-    order = np.argsort(p, kind="stable")
-    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(stepped, 1.0)
-    return adjusted
+    def min_p_value(self, n: int, alternative: str) -> float:
+        """1/2**n one-sided, 2/2**n two-sided."""
+        return _exact_floor(n, alternative)
 
 
 def _cluster_totals(deltas, clusters) -> tuple[np.ndarray, np.ndarray, int]:

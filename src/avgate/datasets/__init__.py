@@ -1,8 +1,22 @@
-"""Datasets that avgate can read (one adapter per source format) or build (the demo).
+"""Datasets that avgate can read (one `DatasetFormat` per source layout) or build (the demo).
 
-`load_records` picks the adapter by name, runs it, and applies the checks every dataset must
-pass; it never writes under the dataset root.
+`data.format` names a format (`formats()`); `load_records(name, root, **options)` checks
+the options (the keys of the params.yaml section `data.<name>`), runs the format, and applies
+the checks every dataset must pass; it never writes under the dataset root. Built in:
 
+- `ave`: AVE annotations (`Annotations.txt`), `<VideoID>.mp4`, optional groups and split files;
+- `esc50`: `meta/esc50.csv` and `audio/`, grouped by source recording, with folds;
+- `fsdd`: `recordings/{digit}_{speaker}_{index}.wav`, grouped by speaker;
+- `folder`: `<label>/<file>`, grouped by `data.folder.group_pattern`;
+- `csv`: a manifest (`data.csv.manifest`) with `path,label` and optional columns.
+
+A new format is one module here named after it: an options dataclass of `avgate.declare.param`
+fields and a `DatasetFormat` subclass decorated with `@register("<name>")`; `format_named`
+imports it by that name (docs/extending.md). tests/test_format_contract.py checks it the day it
+is registered.
+
+>>> formats()
+['ave', 'csv', 'esc50', 'folder', 'fsdd']
 >>> records = load_records("fsdd", Path("data/raw/fsdd"))  # doctest: +SKIP
 >>> records.frame.columns.tolist(), records.warnings  # doctest: +SKIP
 (['clip_id', 'path', 'label', 'group'], [])
@@ -11,33 +25,52 @@ pass; it never writes under the dataset root.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from avgate.datasets import ave, csv_manifest, esc50, folder, fsdd
-from avgate.datasets.checks import DatasetError, Records, Rejected, check_records
+from avgate.datasets.base import FORMATS, DatasetFormat, NoOptions, register
+from avgate.datasets.checks import COLUMNS, DatasetError, Records, Rejected, check_records
+from avgate.datasets.registry import (
+    check_sections,
+    format_named,
+    formats,
+    options_of,
+    options_table_markdown,
+)
 
-__all__ = ["FORMATS", "DatasetError", "Records", "Rejected", "load_records"]
+__all__ = [
+    "FORMATS",
+    "DatasetError",
+    "DatasetFormat",
+    "NoOptions",
+    "Records",
+    "Rejected",
+    "check_sections",
+    "format_named",
+    "formats",
+    "load_records",
+    "options_of",
+    "options_table_markdown",
+    "register",
+]
 
-_ADAPTERS = {"ave": ave, "esc50": esc50, "fsdd": fsdd, "folder": folder, "csv": csv_manifest}
-FORMATS = tuple(_ADAPTERS)
 
+def load_records(fmt: str, root: Path, /, **options: Any) -> Records:
+    """Records of the dataset at `root` in the registered format `fmt`, read with `options` (the
+    keys of its section `data.<fmt>`; unset ones take their defaults), checked.
 
-def load_records(
-    fmt: str, root: Path, group_pattern: str | None = None, manifest: str = "manifest.csv"
-) -> Records:
-    """Records of the dataset at `root` in format `fmt` (one of FORMATS), checked.
-
-    `group_pattern` applies to the folder format, `manifest` to the csv format.
+    ConfigError names `data.format` or `data.<fmt>.<key>`; DatasetError names the file.
     """
-    if fmt not in _ADAPTERS:
-        raise DatasetError(f"unknown dataset format {fmt!r}; choose one of {list(FORMATS)}")
-    adapter = _ADAPTERS[fmt]
+    cls = format_named(fmt)
+    checked = options_of(fmt, options)
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder; a {fmt} dataset needs {adapter.LAYOUT}")
-    options = {"folder": {"group_pattern": group_pattern}, "csv": {"manifest": manifest}}
-    records = adapter.load(root, **options.get(fmt, {}))
-    check_records(records, root, adapter.LAYOUT)
-    if group_pattern and fmt != "folder":
-        ignored = f"group_pattern {group_pattern!r} is ignored: it applies to the folder format"
-        return Records(records.frame, [*records.warnings, ignored], records.rejected)
+        raise DatasetError(f"{root}: no such folder; a {fmt} dataset needs {cls.layout}")
+    records = cls().load(root, checked)
+    missing = [c for c in COLUMNS if not isinstance(records, Records) or c not in records.frame]
+    if missing:
+        raise TypeError(
+            f"dataset format {fmt!r}: load must return checks.make_records(...) of a frame with "
+            f"the columns {list(COLUMNS)}; missing {missing}"
+        )
+    check_records(records, root, cls.layout)
     return records

@@ -34,6 +34,7 @@ from typing import TextIO
 
 import pandas as pd
 
+from avgate.datasets.base import DatasetFormat, NoOptions, register
 from avgate.datasets.checks import (
     DatasetError,
     Records,
@@ -48,7 +49,6 @@ ANNOTATIONS = "Annotations.txt"
 GROUPS = "groups.csv"
 SPLIT_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
 HEADER_PREFIX = "Category&"
-LAYOUT = "Annotations.txt (Category&VideoID&Quality&StartTime&EndTime) and <VideoID>.mp4 beside it"
 
 
 class AnnotationError(DatasetError):
@@ -107,37 +107,49 @@ def _clip_ids(video_ids: pd.Series) -> list[str]:
     return ids
 
 
-def load(root: Path) -> Records:
-    """Records of an AVE-format dataset: clip_id, path, label, group, start_s, end_s[, split]."""
-    annotations = root / ANNOTATIONS
-    if not annotations.is_file():
-        raise AnnotationError(f"{annotations}: not found; an AVE-format dataset needs {LAYOUT}")
-    frame, rejected = _read(annotations)
-    if frame.empty and rejected:
-        shown = "; ".join(f"line {r.line}: {r.reason}" for r in rejected[:5])
-        raise AnnotationError(
-            f"{annotations}: none of its {len(rejected)} annotation lines can be used ({shown}); "
-            f"an AVE-format dataset needs {LAYOUT}"
-        )
-    frame["path"] = [str(root / f"{video_id}.mp4") for video_id in frame["video_id"]]
-    counts = Counter(frame["video_id"])
-    warnings = [
-        f"{annotations}: VideoID {video_id!r} is annotated {n} different ways; each annotation "
-        f"is a clip of its own ({video_id!r}, {video_id + '#2'!r}, ...) on the same video"
-        for video_id, n in sorted(counts.items())
-        if n > 1
-    ]
-    if (root / GROUPS).exists():
-        frame["group"] = _groups(root / GROUPS, frame["video_id"])
-    else:
-        frame["group"] = frame["video_id"]
-        warnings.append(f"{root}: no {GROUPS}, so each video is its own group")
-    splits = {split: root / name for split, name in SPLIT_FILES.items() if (root / name).exists()}
-    if splits:
-        frame["split"], unknown, left_out = _splits(root, splits, frame["video_id"])
-        warnings += unknown
-        rejected += left_out
-    return make_records(frame, warnings, rejected)
+@register("ave")
+class Ave(DatasetFormat):
+    """clip_id, path, label, group, start_s, end_s[, split] of each usable annotation line."""
+
+    layout = (
+        f"{ANNOTATIONS} (Category&VideoID&Quality&StartTime&EndTime) and <VideoID>.mp4 beside "
+        f"it; optional {GROUPS} (video_id,group) and {', '.join(SPLIT_FILES.values())}"
+    )
+    group_fix = f"add {GROUPS} (video_id,group) beside {ANNOTATIONS}"
+    options_type = NoOptions
+
+    def load(self, root: Path, options: NoOptions) -> Records:
+        annotations = root / ANNOTATIONS
+        if not annotations.is_file():
+            raise AnnotationError(f"{annotations}: not found; an ave dataset needs {self.layout}")
+        frame, rejected = _read(annotations)
+        if frame.empty and rejected:
+            shown = "; ".join(f"line {r.line}: {r.reason}" for r in rejected[:5])
+            raise AnnotationError(
+                f"{annotations}: none of its {len(rejected)} annotation lines can be used "
+                f"({shown}); an ave dataset needs {self.layout}"
+            )
+        frame["path"] = [str(root / f"{video_id}.mp4") for video_id in frame["video_id"]]
+        counts = Counter(frame["video_id"])
+        warnings = [
+            f"{annotations}: VideoID {video_id!r} is annotated {n} different ways; each annotation "
+            f"is a clip of its own ({video_id!r}, {video_id + '#2'!r}, ...) on the same video"
+            for video_id, n in sorted(counts.items())
+            if n > 1
+        ]
+        if (root / GROUPS).exists():
+            frame["group"] = _groups(root / GROUPS, frame["video_id"])
+        else:
+            frame["group"] = frame["video_id"]
+            warnings.append(f"{root}: no {GROUPS}, so each video is its own group")
+        splits = {
+            split: root / name for split, name in SPLIT_FILES.items() if (root / name).exists()
+        }
+        if splits:
+            frame["split"], unknown, left_out = _splits(root, splits, frame["video_id"])
+            warnings += unknown
+            rejected += left_out
+        return make_records(frame, warnings, rejected)
 
 
 def _read(path: Path) -> tuple[pd.DataFrame, list[Rejected]]:

@@ -1,7 +1,7 @@
-"""What every dataset adapter returns, the parsing rules they share, and the checks records pass.
+"""What every dataset format returns, the parsing rules they share, and the checks records pass.
 
-An adapter builds one row per clip and hands it to `make_records`; `check_records` then refuses
-what no later stage could use honestly. Nothing here writes a file.
+A format's `load` builds one row per clip and hands it to `make_records`; `check_records` then
+refuses what no later stage could use honestly. Nothing here writes a file.
 
 >>> frame = pd.DataFrame({"clip_id": ["b", "a"], "path": ["r/b.wav", "r/a.wav"],
 ...                       "label": ["dog", "cat"], "group": ["g1", "g2"]})

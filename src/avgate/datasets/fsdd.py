@@ -15,30 +15,37 @@ from pathlib import Path
 
 import pandas as pd
 
+from avgate.datasets.base import DatasetFormat, NoOptions, register
 from avgate.datasets.checks import DatasetError, Records, make_records, require_utf8
 
 RECORDINGS = "recordings"
 NAME = re.compile(r"(?P<digit>[0-9])_(?P<speaker>[^_]+)_(?P<index>[0-9]+)")
-LAYOUT = f"{RECORDINGS}/{{digit}}_{{speaker}}_{{index}}.wav"
 
 
-def load(root: Path) -> Records:
-    """Records of an FSDD-format dataset: clip_id (the file stem), path, label, group."""
-    folder = root / RECORDINGS
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: not found; an FSDD-format dataset needs {LAYOUT}")
-    rows = []
-    for name in sorted(os.listdir(folder)):
-        stem, suffix = os.path.splitext(name)
-        if suffix.lower() != ".wav" or (folder / name).is_dir():
-            continue
-        require_utf8(str(folder / name))
-        match = NAME.fullmatch(stem)
-        if match is None:
-            raise DatasetError(
-                f"{folder / name}: not named {{digit}}_{{speaker}}_{{index}}.wav "
-                "(e.g. 3_jackson_12.wav); rename or remove it"
-            )
-        rows.append((stem, str(folder / name), match["digit"], match["speaker"]))
-    frame = pd.DataFrame(rows, columns=["clip_id", "path", "label", "group"])
-    return make_records(frame, [])
+@register("fsdd")
+class Fsdd(DatasetFormat):
+    """clip_id (the file stem), path, label (the digit), group (the speaker) of each WAV."""
+
+    layout = f"{RECORDINGS}/{{digit}}_{{speaker}}_{{index}}.wav"
+    group_fix = "name the files {digit}_{speaker}_{index}.wav after the real speaker"
+    options_type = NoOptions
+
+    def load(self, root: Path, options: NoOptions) -> Records:
+        folder = root / RECORDINGS
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: not found; an fsdd dataset needs {self.layout}")
+        rows = []
+        for name in sorted(os.listdir(folder)):
+            stem, suffix = os.path.splitext(name)
+            if suffix.lower() != ".wav" or (folder / name).is_dir():
+                continue
+            require_utf8(str(folder / name))
+            match = NAME.fullmatch(stem)
+            if match is None:
+                raise DatasetError(
+                    f"{folder / name}: not named {{digit}}_{{speaker}}_{{index}}.wav "
+                    "(e.g. 3_jackson_12.wav); rename or remove it"
+                )
+            rows.append((stem, str(folder / name), match["digit"], match["speaker"]))
+        frame = pd.DataFrame(rows, columns=["clip_id", "path", "label", "group"])
+        return make_records(frame, [])

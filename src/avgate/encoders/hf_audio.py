@@ -1,4 +1,4 @@
-"""`hf-audio`: per-second embeddings from the hidden states of a Hugging Face audio model.
+"""`hf_audio`: per-second embeddings from the hidden states of a Hugging Face audio model.
 
 Each second of a clip is a separate 1-s window. The model runs on every window with
 `output_hidden_states=True` and each hidden state is mean-pooled over time, giving one vector per
@@ -6,18 +6,13 @@ second per layer. The same path serves the wav2vec2 family (WavLM, wav2vec2, HuB
 for an encoder-decoder (Whisper) only the encoder runs, and only the positions that hold the
 second itself are pooled (Whisper pads every input to 30 s); for CLAP the audio tower runs and
 its pooled output is the embedding (`layer: last` only, its stages differ in width).
-
-The helpers at the bottom (device choice, weights identity, chunked inference) serve every
-encoder with weights.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import math
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,55 +20,89 @@ import numpy as np
 import torch
 
 from avgate import media
-from avgate.declare import ConfigError
-from avgate.files import sha256_of
+from avgate.declare import NOT_EMPTY, PARAMS_FILE, REQUIRED, ConfigError, Rule, bound, param
+from avgate.encoders.base import (
+    Encoder,
+    fit_waveform,
+    register,
+    resolve_device,
+    run_chunked,
+    split_rows,
+    versions,
+)
+from avgate.encoders.hf_common import AS_WEIGHTS, from_pretrained, text_sha256, weights_identity
 
-KEY = "embed.hf_audio"
-WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
+LAYER = Rule(
+    "`last`, `all`, or a hidden-state index >= 0",
+    "be 'last', 'all' or a hidden-state index >= 0 (0 = the embedding output)",
+    lambda layer: layer in ("last", "all") or layer.isdigit(),
+)
 
 
-class HFAudioEncoder:
+@dataclass(frozen=True)
+class HFAudioOptions:
+    model: str = param(
+        REQUIRED,
+        "a hub id (e.g. microsoft/wavlm-base-plus) or a local folder written by save_pretrained",
+        NOT_EMPTY,
+    )
+    revision: str = param("main", "the hub revision (branch, tag or commit) of `model`", NOT_EMPTY)
+    layer: str = param(
+        "last",
+        "last: the last hidden state; an index: that hidden state (0 = the embedding output); "
+        "all: every hidden state side by side (for a learned weighted sum over layers)",
+        LAYER,
+    )
+    sample_rate: int = param(
+        16000, "audio is resampled to this rate (Hz); the model's own", bound(">= 1")
+    )
+
+
+@register("hf_audio")
+class HFAudioEncoder(Encoder):
     """Mean-pooled hidden states of a transformers audio model, one row per second.
 
-    `layer`: `last` -> the last hidden state (`dim` = hidden size); an int -> that entry of
+    `layer`: `last` -> the last hidden state (`dim` = hidden size); an index -> that entry of
     `hidden_states` (0 = the embedding/CNN output); `all` -> every hidden state side by side in
     layer order. A row is `n_layers` blocks of `layer_dim` values each (`n_layers` is 1 unless
     `layer` is `all`), so `row.reshape(n_layers, layer_dim)` gives one vector per layer.
     """
 
-    name = "hf-audio"
-    batched = True  # decode in DataLoader workers, run the model on batches in the main process
+    options_type = HFAudioOptions
+    options: HFAudioOptions
     modality = "audio"
+    batched = True  # decode in DataLoader workers, run the model on batches in the main process
+    not_in_identity = {"model": AS_WEIGHTS, "revision": AS_WEIGHTS}
     max_windows = 64  # 1-s windows per forward pass: bounds memory on long clips
 
-    def __init__(
-        self,
-        model: str,
-        revision: str = "main",
-        layer: str | int = "last",
-        sample_rate: int = 16000,
-        device: str = "cpu",
-    ) -> None:
-        check_layer_kind(layer)
-        check_positive(sample_rate, f"{KEY}.sample_rate")
-        self.model = model
-        self.revision = revision
-        self.layer = layer
-        self.sample_rate = sample_rate
-        self.device = resolve_device(device, KEY)
+    @classmethod
+    def check_options(cls, given: Mapping[str, Any], key: str) -> HFAudioOptions:
+        """As the base's, with `layer: 3` (a YAML integer) read as the index '3'."""
+        if type(given.get("layer")) is int:
+            given = {**given, "layer": str(given["layer"])}
+        return super().check_options(given, key)
+
+    def __init__(self, options: HFAudioOptions, device: str = "cpu", name: str = "") -> None:
+        super().__init__(options, device, name)
+        self.model = options.model
+        self.revision = options.revision
+        self.layer = int(options.layer) if options.layer.isdigit() else options.layer
+        self.sample_rate = options.sample_rate
+        self.device = resolve_device(device, "embed")
         from transformers import AutoFeatureExtractor, AutoModel
 
-        self.extractor = from_pretrained(AutoFeatureExtractor, model, revision, KEY)
-        loaded = from_pretrained(AutoModel, model, revision, KEY, dtype=torch.float32)
+        self.extractor = from_pretrained(AutoFeatureExtractor, self.model, self.revision, self.key)
+        loaded = from_pretrained(
+            AutoModel, self.model, self.revision, self.key, dtype=torch.float32
+        )
         self.network = audio_tower(loaded).to(self.device).eval()
         self._check_rate()
         config = self.network.config
         self.is_clap = config.model_type.startswith("clap")
         self.hidden_states = config.num_hidden_layers + 1
         self.indices = self._layer_indices()
-        self.n_layers = len(self.indices) if layer == "all" else 1
-        self.layer_dim = config.hidden_size
-        self.dim = self.n_layers * self.layer_dim
+        self.n_layers = len(self.indices) if self.layer == "all" else 1
+        self.dim = self.n_layers * config.hidden_size
         self.commit = getattr(loaded.config, "_commit_hash", None)
         self._identity: dict | None = None
 
@@ -81,7 +110,7 @@ class HFAudioEncoder:
         native = self.extractor.sampling_rate
         if native != self.sample_rate:
             raise ConfigError(
-                f"params.yaml: {KEY}.sample_rate {self.sample_rate} differs from the "
+                f"{PARAMS_FILE}: {self.key}.sample_rate {self.sample_rate} differs from the "
                 f"{native} Hz the model's feature extractor expects; set it to {native}"
             )
 
@@ -89,7 +118,7 @@ class HFAudioEncoder:
         """Indices into `hidden_states` that `layer` selects; empty for `last`."""
         if self.is_clap and self.layer != "last":
             raise ConfigError(
-                f"params.yaml: {KEY}.layer {self.layer!r}: a CLAP audio tower offers only "
+                f"{PARAMS_FILE}: {self.key}.layer {self.layer!r}: a CLAP audio tower offers only "
                 "its pooled output; use 'last'"
             )
         if self.layer == "last":
@@ -98,7 +127,7 @@ class HFAudioEncoder:
             return list(range(self.hidden_states))
         if not 0 <= self.layer < self.hidden_states:
             raise ConfigError(
-                f"params.yaml: {KEY}.layer {self.layer} is out of range: the model returns "
+                f"{PARAMS_FILE}: {self.key}.layer {self.layer} is out of range: the model returns "
                 f"{self.hidden_states} hidden states; use 0..{self.hidden_states - 1}, "
                 "'last' or 'all'"
             )
@@ -108,13 +137,12 @@ class HFAudioEncoder:
         """What decides the arrays; the weights are hashed on the first call only."""
         if self._identity is None:
             self._identity = {
-                "encoder": self.name,
+                **super().identity(),
                 **weights_identity(self.model, self.revision, self.commit),
                 "architecture": type(self.network).__name__,
                 "layer": self.layer,
                 "n_layers": self.n_layers,
                 "layer_dim": self.layer_dim,
-                "sample_rate": self.sample_rate,
                 "window_s": 1,
                 "preprocessor_sha256": text_sha256(self.extractor.to_json_string()),
                 **versions("torch", "transformers"),
@@ -132,9 +160,6 @@ class HFAudioEncoder:
         flat = np.concatenate(windows) if windows else np.zeros((0, self.sample_rate))
         rows = run_chunked(self._forward, flat, self.max_windows, self.dim)
         return split_rows(rows, [len(w) for w in windows])
-
-    def embed_seconds(self, path: str | Path, n_seconds: int) -> np.ndarray:
-        return self.embed([self.load(path, n_seconds)])[0]
 
     def _forward(self, windows: np.ndarray) -> torch.Tensor:
         """(W, samples) windows -> (W, dim) pooled hidden states."""
@@ -170,161 +195,3 @@ def audio_tower(model: torch.nn.Module) -> torch.nn.Module:
     if model.config.model_type == "clap":
         return model.audio_model
     return model
-
-
-def check_layer_kind(layer: Any) -> None:
-    """`layer` must be 'last', 'all' or a non-negative int."""
-    if layer in ("last", "all") or (type(layer) is int and layer >= 0):
-        return
-    raise ConfigError(
-        f"params.yaml: {KEY}.layer {layer!r} is not a layer choice; use 'last', 'all' or a "
-        "hidden-state index (0 = the embedding output)"
-    )
-
-
-def check_positive(value: Any, key: str) -> None:
-    """`value` must be a positive int; `key` names it in the error.
-
-    >>> check_positive(0, "embed.x.fps")
-    Traceback (most recent call last):
-    ...
-    avgate.declare.ConfigError: params.yaml: embed.x.fps 0 must be a positive integer
-    """
-    if type(value) is not int or value < 1:
-        raise ConfigError(f"params.yaml: {key} {value!r} must be a positive integer")
-
-
-def resolve_device(device: str, key: str) -> torch.device:
-    """`auto` -> cuda when available, else cpu; any other torch device name as given. Under
-    torchrun, a plain `cuda` means this rank's GPU, `cuda:$LOCAL_RANK`.
-
-    >>> resolve_device("cpu", "embed.x")
-    device(type='cpu')
-    """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{os.environ['LOCAL_RANK']}"
-    try:
-        chosen = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ConfigError(
-            f"params.yaml: {key}.device {device!r} is not a torch device; "
-            "use 'cpu', 'cuda', 'cuda:1' or 'auto'"
-        ) from error
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"params.yaml: {key}.device {device!r} but CUDA is not available here; "
-            "use 'cpu' or 'auto'"
-        )
-    return chosen
-
-
-def from_pretrained(loader: Any, model: str, revision: str, key: str, **kwargs: Any) -> Any:
-    """`loader.from_pretrained(model, revision=...)`; a failure becomes a ConfigError.
-
-    A local folder or a hub id already in the Hugging Face cache loads without the network. A
-    hub id not cached is downloaded only when the hub is reachable: offline it fails at once,
-    not after the hub client's minute of retries.
-    """
-    try:
-        return loader.from_pretrained(model, revision=revision, local_files_only=True, **kwargs)
-    except (OSError, ValueError, KeyError) as error:
-        offline = None if Path(model).is_dir() else hub_unreachable()
-        if Path(model).is_dir() or offline:
-            where = f"the hub is unreachable ({offline})" if offline else "a local folder"
-            raise ConfigError(
-                f"params.yaml: {key}.encoder names {model!r} (revision {revision!r}), which "
-                f"could not be loaded ({where}): {error}; give a local folder written by "
-                "save_pretrained, or a hub id already in the local Hugging Face cache"
-            ) from error
-    try:
-        return loader.from_pretrained(model, revision=revision, **kwargs)
-    except (OSError, ValueError, KeyError) as error:
-        raise ConfigError(
-            f"params.yaml: {key}.encoder names {model!r} (revision {revision!r}), which could "
-            f"not be loaded from the hub: {error}"
-        ) from error
-
-
-def hub_unreachable(timeout_s: float = 3.0) -> str | None:
-    """Why the Hugging Face hub cannot be reached now (HF_HUB_OFFLINE, no connection), or None."""
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return "HF_HUB_OFFLINE is set"
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout_s).close()
-    except OSError as error:
-        return f"no connection to {host}: {error}"
-    return None
-
-
-def weights_identity(model: str, revision: str, commit: str | None) -> dict:
-    """What identifies the weights: a local folder by the hash of its weight files, a hub id
-    by the id, the revision asked for and the commit it resolved to.
-
-    >>> weights_identity("org/model", "v1", None)
-    {'weights': 'hub', 'hub_id': 'org/model', 'revision': 'v1', 'commit': None}
-    """
-    folder = Path(model)
-    if folder.is_dir():
-        return {"weights": "local folder", "weights_sha256": folder_weights_sha256(folder)}
-    return {"weights": "hub", "hub_id": model, "revision": revision, "commit": commit}
-
-
-def folder_weights_sha256(folder: Path) -> str:
-    """SHA-256 over a folder's weight files (*.safetensors, *.bin), in name order."""
-    files = sorted({f for pattern in WEIGHT_PATTERNS for f in folder.glob(pattern)})
-    if not files:
-        raise ConfigError(f"{folder}: no *.safetensors or *.bin weight files to identify")
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(f"{file.name} {sha256_of(file)}\n".encode())
-    return digest.hexdigest()
-
-
-def text_sha256(text: str) -> str:
-    """
-    >>> text_sha256("")[:8]
-    'e3b0c442'
-    """
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def versions(*packages: str) -> dict:
-    """Installed versions of `packages`, keyed `<package>_version`."""
-    return {f"{p}_version": importlib.metadata.version(p) for p in packages}
-
-
-def fit_waveform(audio: np.ndarray, samples: int) -> np.ndarray:
-    """Trim to `samples`, or pad with silence.
-
-    >>> fit_waveform(np.ones(3, np.float32), 5)
-    array([1., 1., 1., 0., 0.], dtype=float32)
-    """
-    return np.pad(audio[:samples], (0, max(0, samples - len(audio)))).astype(np.float32)
-
-
-def run_chunked(
-    forward: Callable[[Any], torch.Tensor], items: Sequence, chunk: int, dim: int
-) -> np.ndarray:
-    """`forward` over `items` `chunk` at a time under inference mode: float32 (len(items), dim)."""
-    if len(items) == 0:
-        return np.zeros((0, dim), np.float32)
-    with torch.inference_mode():
-        parts = [forward(items[i : i + chunk]).float().cpu() for i in range(0, len(items), chunk)]
-    return torch.cat(parts).numpy()
-
-
-def split_rows(rows: np.ndarray, counts: list[int]) -> list[np.ndarray]:
-    """Cut stacked rows back into per-clip arrays of `counts` rows each.
-
-    >>> [part.shape for part in split_rows(np.zeros((5, 2)), [3, 2])]
-    [(3, 2), (2, 2)]
-    """
-    return np.split(rows, np.cumsum(counts)[:-1]) if counts else []

@@ -1,4 +1,4 @@
-"""`hf-vision`: per-second embeddings from a Hugging Face image model.
+"""`hf_vision`: per-second embeddings from a Hugging Face image model.
 
 Frames are sampled at `fps` and brought to `size` x `size` while decoding, the way the model's
 image processor would: processors that resize the shortest edge (CLIP, DINOv2) keep the aspect
@@ -13,28 +13,45 @@ embedding is the mean over its frames.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from avgate import media
-from avgate.declare import ConfigError
-from avgate.encoders.hf_audio import (
-    check_positive,
-    from_pretrained,
+from avgate.declare import NOT_EMPTY, PARAMS_FILE, REQUIRED, ConfigError, bound, param
+from avgate.encoders.base import (
+    Encoder,
+    register,
     resolve_device,
     run_chunked,
     split_rows,
-    text_sha256,
     versions,
-    weights_identity,
 )
+from avgate.encoders.hf_common import AS_WEIGHTS, from_pretrained, text_sha256, weights_identity
 
-KEY = "embed.hf_vision"
+
+@dataclass(frozen=True)
+class HFVisionOptions:
+    model: str = param(
+        REQUIRED,
+        "a hub id (e.g. openai/clip-vit-base-patch32) or a local folder written by "
+        "save_pretrained, with its preprocessor_config.json",
+        NOT_EMPTY,
+    )
+    revision: str = param("main", "the hub revision (branch, tag or commit) of `model`", NOT_EMPTY)
+    fps: int = param(1, "frames embedded per second (their embeddings are averaged)", bound(">= 1"))
+    size: int = param(
+        224,
+        "input resolution in pixels (a size other than the model's interpolates its position "
+        "embeddings)",
+        bound(">= 1"),
+    )
 
 
-class HFVisionEncoder:
+@register("hf_vision")
+class HFVisionEncoder(Encoder):
     """Image-model embeddings of the frames of each second, averaged; `dim` = feature width.
 
     `size` is the input resolution; one model at several sizes caches side by side, since the
@@ -42,37 +59,33 @@ class HFVisionEncoder:
     embeddings.
     """
 
-    name = "hf-vision"
-    batched = True  # decode in DataLoader workers, run the model on batches in the main process
+    options_type = HFVisionOptions
+    options: HFVisionOptions
     modality = "visual"
+    batched = True  # decode in DataLoader workers, run the model on batches in the main process
+    not_in_identity = {"model": AS_WEIGHTS, "revision": AS_WEIGHTS}
     max_frames = 64  # frames per forward pass: bounds memory on long clips
 
-    def __init__(
-        self,
-        model: str,
-        revision: str = "main",
-        fps: int = 1,
-        size: int = 224,
-        device: str = "cpu",
-    ) -> None:
-        check_positive(fps, f"{KEY}.fps")
-        check_positive(size, f"{KEY}.size")
-        self.model = model
-        self.revision = revision
-        self.fps = fps
-        self.size = size
-        self.device = resolve_device(device, KEY)
-        self.preprocessor = read_preprocessor(model, revision)
-        self.resize_edge = resize_edge(self.preprocessor, size)
+    def __init__(self, options: HFVisionOptions, device: str = "cpu", name: str = "") -> None:
+        super().__init__(options, device, name)
+        self.model = options.model
+        self.revision = options.revision
+        self.fps = options.fps
+        self.size = options.size
+        self.device = resolve_device(device, "embed")
+        self.preprocessor = read_preprocessor(self.model, self.revision, self.key)
+        self.resize_edge = resize_edge(self.preprocessor, self.size)
         self.mean, self.std, self.rescale = self._normalisation()
         from transformers import AutoModel
 
-        loaded = from_pretrained(AutoModel, model, revision, KEY, dtype=torch.float32)
+        loaded = from_pretrained(
+            AutoModel, self.model, self.revision, self.key, dtype=torch.float32
+        )
         self.network = loaded.to(self.device).eval()
         self.commit = getattr(loaded.config, "_commit_hash", None)
         self.extra = self._interpolation()
         self.features = self._feature_kind()
-        probe = np.zeros((1, size, size, 3), np.uint8)
+        probe = np.zeros((1, self.size, self.size, 3), np.uint8)
         self.dim = run_chunked(self._forward, probe, 1, 0).shape[1]
         self._identity: dict | None = None
 
@@ -105,12 +118,10 @@ class HFVisionEncoder:
         """What decides the arrays; the weights are hashed on the first call only."""
         if self._identity is None:
             self._identity = {
-                "encoder": self.name,
+                **super().identity(),
                 **weights_identity(self.model, self.revision, self.commit),
                 "architecture": type(self.network).__name__,
                 "features": self.features,
-                "fps": self.fps,
-                "size": self.size,
                 "resize_edge": self.resize_edge,
                 "preprocessor_sha256": text_sha256(json.dumps(self.preprocessor, sort_keys=True)),
                 **versions("torch", "transformers", "av"),
@@ -138,9 +149,6 @@ class HFVisionEncoder:
         per_second = rows.reshape(-1, self.fps, self.dim).mean(axis=1)
         return split_rows(per_second, [len(frames) // self.fps for frames in batch])
 
-    def embed_seconds(self, path: str | Path, n_seconds: int) -> np.ndarray:
-        return self.embed([self.load(path, n_seconds)])[0]
-
     def _forward(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 (F, size, size, 3) -> (F, dim) frame embeddings."""
         pixels = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
@@ -154,16 +162,17 @@ class HFVisionEncoder:
         return out.last_hidden_state.mean(dim=1)
 
 
-def read_preprocessor(model: str, revision: str) -> dict:
-    """The model's saved image-processor settings (`preprocessor_config.json`)."""
+def read_preprocessor(model: str, revision: str, key: str) -> dict:
+    """The model's saved image-processor settings (`preprocessor_config.json`); errors name
+    `<key>.model`."""
     from transformers.utils import cached_file
 
     try:
         path = cached_file(model, "preprocessor_config.json", revision=revision)
     except OSError as error:
         raise ConfigError(
-            f"params.yaml: {KEY}.encoder names {model!r} (revision {revision!r}), which has no "
-            f"readable preprocessor_config.json: {error}; save the image processor with the model"
+            f"{PARAMS_FILE}: {key}.model {model!r} (revision {revision!r}) has no readable "
+            f"preprocessor_config.json: {error}; save the image processor with the model"
         ) from error
     return json.loads(Path(path).read_text())
 

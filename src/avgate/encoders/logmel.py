@@ -9,6 +9,7 @@ which matters because it runs next to the decoding (bench/embed.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +17,29 @@ import torch
 import torchaudio
 
 from avgate import media
-from avgate.declare import ConfigError
-from avgate.encoders.hf_audio import fit_waveform, resolve_device
+from avgate.declare import PARAMS_FILE, ConfigError, bound, param
+from avgate.encoders.base import Encoder, fit_waveform, register, resolve_device
 
 LOG_FLOOR = 1e-6
 SUB_BATCH = 16  # clips per transform on the CPU: the intermediates stay in the cache
 
 
-class LogmelEncoder:
+@dataclass(frozen=True)
+class LogmelOptions:
+    sample_rate: int = param(16000, "audio is resampled to this rate (Hz)", bound(">= 1"))
+    n_mels: int = param(64, "mel bands", bound(">= 1"))
+    n_fft: int = param(400, "FFT window in samples", bound(">= 1"))
+    hop_length: int = param(160, "samples between frames; must divide sample_rate", bound(">= 1"))
+    segments: int = param(
+        1,
+        "slices of each second averaged separately (1: mean and std only); must divide the "
+        "frames of a second",
+        bound(">= 1"),
+    )
+
+
+@register("logmel")
+class LogmelEncoder(Encoder):
     """Log-mel statistics per second: the mean of each of `segments` equal slices of the second,
     then the standard deviation over the whole second; `dim` = (segments + 1) * n_mels.
 
@@ -31,41 +47,36 @@ class LogmelEncoder:
     inside it, which short events such as spoken words need.
     """
 
-    name = "logmel"
+    options_type = LogmelOptions
+    options: LogmelOptions
     modality = "audio"
     batched = True  # `load` decodes (in DataLoader workers), `embed` transforms a batch of clips
     light = True  # the transform may run in the workers too: see stages/embed.py `in_main`
 
-    def __init__(
-        self,
-        sample_rate: int,
-        n_mels: int,
-        n_fft: int,
-        hop_length: int,
-        segments: int,
-        device: str = "cpu",
-    ) -> None:
+    def __init__(self, options: LogmelOptions, device: str = "cpu", name: str = "") -> None:
+        super().__init__(options, device, name)
+        sample_rate, hop_length = options.sample_rate, options.hop_length
         if sample_rate % hop_length:
             raise ConfigError(
-                f"params.yaml: embed.logmel.hop_length {hop_length} must divide sample_rate "
+                f"{PARAMS_FILE}: {self.key}.hop_length {hop_length} must divide sample_rate "
                 f"{sample_rate} so that every second holds whole frames"
             )
-        if segments < 1 or (sample_rate // hop_length) % segments:
+        if (sample_rate // hop_length) % options.segments:
             raise ConfigError(
-                f"params.yaml: embed.logmel.segments {segments} must divide the "
+                f"{PARAMS_FILE}: {self.key}.segments {options.segments} must divide the "
                 f"{sample_rate // hop_length} frames of a second"
             )
-        self.segments = segments
+        self.segments = options.segments
         self.sample_rate = sample_rate
-        self.n_mels = n_mels
-        self.n_fft = n_fft
+        self.n_mels = options.n_mels
+        self.n_fft = options.n_fft
         self.hop_length = hop_length
-        self.dim = (segments + 1) * n_mels
+        self.dim = (self.segments + 1) * self.n_mels
         self.device = resolve_device(device, "embed")
-        self.window = torch.hann_window(n_fft, device=self.device)
+        self.window = torch.hann_window(self.n_fft, device=self.device)
         self.filters = (
             torchaudio.functional.melscale_fbanks(
-                n_fft // 2 + 1, 0.0, sample_rate / 2, n_mels, sample_rate
+                self.n_fft // 2 + 1, 0.0, sample_rate / 2, self.n_mels, sample_rate
             )
             .T.contiguous()
             .to(self.device)
@@ -73,15 +84,10 @@ class LogmelEncoder:
 
     def identity(self) -> dict:
         return {
-            "encoder": self.name,
+            **super().identity(),
             "weights": "none (fixed transform)",
             "torchaudio": torchaudio.__version__,
             "transform": "fused power, two-pass statistics",
-            "sample_rate": self.sample_rate,
-            "n_mels": self.n_mels,
-            "n_fft": self.n_fft,
-            "hop_length": self.hop_length,
-            "segments": self.segments,
         }
 
     def load(self, path: str | Path, n_seconds: int) -> np.ndarray:
@@ -108,9 +114,6 @@ class LogmelEncoder:
                 for i, rows in zip(members, features, strict=True):
                     out[i] = rows
         return out
-
-    def embed_seconds(self, path: str | Path, n_seconds: int) -> np.ndarray:
-        return self.embed([self.load(path, n_seconds)])[0]
 
     def _features(self, audio: torch.Tensor, n_seconds: int) -> np.ndarray:
         """(clips, n_seconds, dim) features of (clips, samples) audio."""

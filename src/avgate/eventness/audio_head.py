@@ -2,8 +2,8 @@
 predict their labels (background included); eventness = the largest event-class logit minus the
 background logit, i.e. how much more the head believes in its best event than in background.
 
-The head is `avgate.models.heads.MLPHead` (standardised input, one hidden layer), trained by
-`avgate.models.fit.fit` with a share of the train clips held out to pick the epoch.
+The head is `avgate.models.heads.MLPHead` (standardised input, one hidden layer), trained by the
+one loop of `avgate.training` with a share of the train clips held out to pick the epoch.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class AudioHead(EventnessMethod):
             (x[val], y[val]),
             self.options,
             (names[~val.numpy()].tolist(), names[val.numpy()].tolist()),
+            f"eventness.{self.name}.lr",
         )
 
     def score(self, data: SecondsData) -> np.ndarray:

@@ -102,6 +102,7 @@ class MIL(EventnessMethod):
             (x[h], y[h]),
             self.options,
             (clips[~held].tolist(), clips[held].tolist()),
+            f"eventness.{self.name}.lr",
         )
 
     def score(self, data: SecondsData) -> np.ndarray:

@@ -1,5 +1,5 @@
 """What the trained eventness methods share: their training options, a hold-out of train clips
-for early stopping, and seeded training through the project's one loop (`avgate.models.fit`)."""
+for early stopping, and seeded training through the project's one loop (`avgate.training`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 from avgate.declare import bound, param
-from avgate.models.fit import FitConfig, fit
+from avgate.training.finite import Rows
+from avgate.training.loop import FitConfig, fit
+from avgate.training.tensors import Split, TensorClassification
 
 
 @dataclass(frozen=True)
@@ -54,20 +56,24 @@ def trained(
     val: tuple[torch.Tensor, torch.Tensor],
     options: TrainingOptions,
     row_names: tuple[Sequence[str], Sequence[str]] = ((), ()),
+    lr_key: str = "the method's lr",
 ) -> nn.Module:
-    """`make()`'s model trained by `fit` (cross-entropy, Adam, the epoch with the lowest held-out
-    loss), in eval mode. Its initial weights and dropout draw from `options.seed` inside a forked
-    random state, so the caller's generator is left as it was."""
-    config = FitConfig(
-        lr=options.lr,
-        weight_decay=options.weight_decay,
-        batch_size=options.batch_size,
-        max_epochs=options.max_epochs,
-        patience=options.patience,
-        seed=options.seed,
-    )
+    """`make()`'s model trained by the one loop (cross-entropy, Adam, the epoch with the lowest
+    held-out loss), in eval mode. Its initial weights and dropout draw from `options.seed` inside
+    a forked random state, so the caller's generator is left as it was. `lr_key` names the
+    learning rate in a NaN message (e.g. eventness.audio_head.lr)."""
+    config = FitConfig(options.max_epochs, options.seed, options.patience)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed)
         model = make()
-        fit(model, train, val, config, row_names=row_names)
+        task = TensorClassification(
+            model,
+            Split(*train, Rows("train", row_names[0])),
+            Split(*val, Rows("val", row_names[1])),
+            options.lr,
+            options.weight_decay,
+            options.batch_size,
+            lr_key,
+        )
+        fit(task, config)
     return model.eval()

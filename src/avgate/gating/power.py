@@ -7,8 +7,9 @@ with those components (`gating.simulate`) and runs each through the gate's own `
 `needed` searches the seeds and the test groups that reach 80% power; `check` does this for
 every test stage and weighs it against the spec's `min_power`; `render` prints it.
 
-Power here is the chance that the stage's tests pass (its p-value at the alpha per look and,
-when set, its bootstrap lower end) when the true delta is `min_delta`. The min_delta criterion
+Power here is the chance that the stage's tests pass (the criteria that are tests, `is_test`:
+its p-value at the alpha per look and, when set, its bootstrap lower end) when the true delta is
+`min_delta`. The min_delta criterion
 itself (observed mean delta >= min_delta) is left out of it: at a true delta of exactly
 min_delta it passes about half the time whatever the seeds and groups, so no plan could reach
 80% with it. The rate at which the whole stage passes is reported beside it ("stage pass").
@@ -32,9 +33,10 @@ import numpy as np
 import pandas as pd
 
 from avgate import stats
+from avgate.gating.criteria import is_test_record
 from avgate.gating.simulate import World, draw_pair, draw_split, judge_stage, shift_for
-from avgate.gating.spec import STATISTICS, GateSpec, GateStage
-from avgate.gating.verdict import alpha_correction, interval_confidence
+from avgate.gating.spec import GateSpec, GateStage
+from avgate.gating.verdict import alpha_correction
 
 TARGET_POWER = 0.8  # the power `needed` searches for
 N_RESAMPLES = 500  # bootstrap resamples of each simulated interval (the gate uses 10,000)
@@ -43,7 +45,6 @@ MAX_GROUPS = 256
 SEED_GRID = (2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64)
 GROUP_GRID = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 COLUMNS = ("seed", "group", "clip_id", "correct")
-TEST_CRITERIA = ("p_value", "ci_low")  # what "power" counts; min_delta and margins are not
 WIDTH = 100
 METHOD = (
     "method of moments on per-seed clip means: seed x clip (within group) residual, seed x "
@@ -183,8 +184,10 @@ def stage_power(
     eats a plain shift), with the stage's seeds, and runs `judge`. Counted: the p-value
     and the bootstrap lower end (when set); with `whole_stage`, every criterion, min_delta too.
 
-    >>> from avgate.gating.spec import GateStage
-    >>> stage = GateStage("t", "test", (0, 1, 2, 3), "paired_t", "greater", 0.05, 0.02)
+    >>> from avgate.gating.spec import parse_stage
+    >>> stage = parse_stage({"name": "t", "split": "test", "seeds": [0, 1, 2, 3], "looks": 1,
+    ...                      "statistic": "paired_t", "alternative": "greater", "alpha": 0.05,
+    ...                      "min_delta": 0.02})
     >>> spec = GateSpec("acc", "maximize", "v1", "bonferroni", 8, {}, (stage,), "")
     >>> quiet = {"accuracy": 0.8, "group_sd": 0.0, "clip_sd": 0.0, "seed_sd": 0.0,
     ...          "seed_by_group_sd": 0.0, "seed_by_clip_sd": 0.0, "samples_per_clip": 10}
@@ -215,8 +218,10 @@ def needed(
     alpha per look, no fewer groups than `min_groups` for an interval). None means "more than
     the cap". `delta` is the true delta, the stage's `min_delta` when None.
 
-    >>> from avgate.gating.spec import GateStage
-    >>> stage = GateStage("t", "test", (0, 1, 2), "paired_t", "greater", 0.05, 0.0)
+    >>> from avgate.gating.spec import parse_stage
+    >>> stage = parse_stage({"name": "t", "split": "test", "seeds": [0, 1, 2], "looks": 1,
+    ...                      "statistic": "paired_t", "alternative": "greater", "alpha": 0.05,
+    ...                      "min_delta": 0.0})
     >>> spec = GateSpec("acc", "maximize", "v1", "bonferroni", 8, {}, (stage,), "")
     >>> comps = {"accuracy": 0.5, "group_sd": 0.0, "clip_sd": 0.0, "seed_sd": 0.03,
     ...          "seed_by_group_sd": 0.0, "seed_by_clip_sd": 0.0, "samples_per_clip": 10}
@@ -224,7 +229,7 @@ def needed(
     >>> out["seeds"], out["groups"], out["seeds_cap"], out["groups_cap"]
     (5, 192, 64, 256)
     """
-    delta = stage.min_delta if delta is None else delta
+    delta = min_delta(stage) if delta is None else delta
 
     def at_seeds(n: int) -> float:
         changed = replace(stage, seeds=tuple(range(n)))
@@ -273,7 +278,7 @@ def check(
     rows = []
     for i, stage in enumerate(s for s in spec.stages if s.split == "test"):
         power, whole = _simulate(
-            spec, stage, world, test_groups, stage.min_delta, replications, seed + i
+            spec, stage, world, test_groups, min_delta(stage), replications, seed + i
         )
         need = needed(spec, stage, comps, test_groups, per_group, None, replications, seed + i)
         rows.append(_stage_row(spec, stage, power, whole, need, replications))
@@ -303,7 +308,7 @@ def render(report: dict) -> list[str]:
 
     >>> row = {"stage": "full_test", "test": "paired t-test", "alternative": "greater",
     ...        "alpha_per_look": 0.025, "correction": "Bonferroni over 2 looks: alpha 0.05/2",
-    ...        "interval": None, "seeds": 10, "groups": 8, "min_delta": 0.02, "power": 0.5,
+    ...        "also": [], "seeds": 10, "groups": 8, "min_delta": 0.02, "power": 0.5,
     ...        "power_se": 0.035, "sided": "one-sided", "stage_pass": 0.3,
     ...        "seeds_needed": None, "groups_needed": 32, "meets_min_power": None}
     >>> comps = {"n_seeds": 3, "n_groups": 8, "n_clips": 27, "samples_per_seed": 270,
@@ -441,24 +446,29 @@ def _simulate(
             shift = shift_for(split, signed)  # the true mean delta is `delta`, ceiling or not
             base, cand = draw_pair(rng, world, split, len(stage.seeds), shift)
             verdict = judge_stage(rng, spec, stage, split, base, cand, N_RESAMPLES)
-            tests += all(c.passed for c in verdict.criteria if c.name in TEST_CRITERIA)
+            tests += all(c.passed for c in verdict.criteria if is_test_record(stage, c))
             whole += verdict.passed
     return tests / replications, whole / replications
 
 
+def min_delta(stage: GateStage) -> float:
+    """The stage's `min_delta`: the effect the plan cares about, which power is computed at."""
+    return stage.criterion("min_delta").options.min_delta
+
+
 def _seed_grid(stage: GateStage) -> tuple[int, ...]:
     """Seed counts to try: those whose test can reach the alpha per look, up to the cap."""
-    test = STATISTICS[stage.statistic]
-    cap = stats.MAX_SIGN_FLIP_N if stage.statistic == "sign_flip" else MAX_SEEDS
+    test = stats.STATISTICS[stage.statistic]
     return tuple(
         n
         for n in SEED_GRID
-        if n <= cap and stats.min_p_value(test, n, stage.alternative) <= stage.alpha_per_look
+        if not test.seeds_problem(n)
+        and test.min_p_value(n, stage.alternative) <= stage.alpha_per_look
     )
 
 
 def _group_grid(spec: GateSpec, stage: GateStage) -> tuple[int, ...]:
-    least = spec.min_groups if stage.ci_low_min is not None else 2
+    least = spec.min_groups if any(c.rests_on_groups for c in stage.criteria) else 2
     return tuple(n for n in GROUP_GRID if least <= n <= MAX_GROUPS)
 
 
@@ -492,24 +502,17 @@ def _stage_row(
     spec: GateSpec, stage: GateStage, power: float, whole: float, need: dict, reps: int
 ) -> dict:
     meets = None if spec.min_power is None else bool(power >= spec.min_power)
-    interval = None
-    if stage.ci_low_min is not None:
-        over = "groups, clips and seeds" if stage.resample_seeds else "groups and clips"
-        interval = (
-            f"{interval_confidence(stage):.4g} group-bootstrap lower end >= "
-            f"{stage.ci_low_min:g} (resampling {over})"
-        )
     return {
         "stage": stage.name,
-        "test": STATISTICS[stage.statistic],
+        "test": stats.STATISTICS[stage.statistic].title,
         "alternative": stage.alternative,
         "sided": "two-sided" if stage.alternative == "two-sided" else "one-sided",
         "alpha_per_look": stage.alpha_per_look,
         "correction": alpha_correction(stage)["detail"],
-        "interval": interval,
+        "also": [c.describe(stage) for c in stage.criteria if c.is_test and c.describe(stage)],
         "seeds": len(stage.seeds),
         "groups": need["seeds_at_groups"],
-        "min_delta": stage.min_delta,
+        "min_delta": min_delta(stage),
         "power": power,
         "power_se": math.sqrt(power * (1 - power) / reps),
         "stage_pass": whole,
@@ -583,7 +586,7 @@ def _criteria(row: dict) -> str:
         f"{row['test']}, {row['sided']} ({row['alternative']}), p <= {row['alpha_per_look']:.4g}"
         f" per look ({row['correction']})"
     )
-    return text + (f"; and the {row['interval']}" if row["interval"] else "")
+    return text + "".join(f"; and the {also}" for also in row["also"])
 
 
 def _wrap(text: str) -> list[str]:

@@ -1,7 +1,8 @@
 """`avgate promote`: the whole pre-registered protocol, run over DVC experiments.
 
-1. Checks: a clean git workspace, `gates.yaml` valid, the ledger's hash chain intact, the
-   baseline tag present with its `metrics/scores.json`.
+1. Checks: a clean git workspace, `gates.yaml` valid and naming the primary metric params.yaml
+   evaluates, the ledger's hash chain intact, the baseline tag present with its
+   `metrics/scores.json`.
 2. Validation sweep: every candidate (`-S` overrides, sweeps as in `dvc exp run`) is queued with
    `dvc exp run --queue` on the selection seeds and run by `dvc queue start -j N`.
 3. Selection: each finished experiment's per-seed validation scores are read from its commit's
@@ -27,16 +28,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from avgate.config import Params
 from avgate.gating import ledger, selection
+from avgate.gating.paths import GATE_METRICS, GATE_REPORT, LEDGER, PARAMS, SPEC
 from avgate.gating.revisions import Snapshot, resolve
-from avgate.gating.spec import GateSpec, load_spec
+from avgate.gating.spec import GateSpec, check_params, load_spec
+from avgate.layout.results import EVAL_METRICS, SCORES
 
-SPEC = Path("gates.yaml")
-LEDGER = Path("gates/ledger.jsonl")
-EVAL = "metrics/eval.json"  # in `dvc exp show` once an experiment finished
-SCORES = "metrics/scores.json"  # per-seed scores, read at each experiment's commit
-GATE = Path("metrics/gate.json")
-REPORT = Path("reports/gate.md")
 QUEUED = re.compile(r"Queued experiment '([^']+)'")
 FINISHED = ("success", "failed")
 RESULTS = ["params.yaml", "dvc.lock", "metrics", "plots", "reports", "gates"]
@@ -87,7 +85,7 @@ class Promotion:
         self.say("checking the workspace, gates.yaml and the ledger")
         spec = self.check()
         baseline = Snapshot(spec.baseline, resolve(spec.baseline))
-        base_eval = baseline.read_json(SCORES)
+        base_eval = baseline.read_json(SCORES.as_posix())
         names = self.queue(spec)
         runs = self.wait(names)
         winner, why, overrides = self.select(spec, base_eval, runs)
@@ -107,6 +105,8 @@ class Promotion:
                 "first: the protocol commits the ledger and the promoted model"
             )
         spec = load_spec(SPEC)
+        params = Params.load(PARAMS)
+        check_params(spec, params.task.kind, params.evaluate.primary_metric, str(SPEC))
         entries = ledger.verify(LEDGER)
         if resolve(self.tag_name()) is not None:
             raise PromotionError(
@@ -202,7 +202,7 @@ class Promotion:
     def select(self, spec: GateSpec, base_eval: dict, runs: dict) -> tuple[str, str, list[str]]:
         rows, overrides = {}, {}
         for name, run in runs.items():
-            cand_eval = Snapshot(name, run["rev"]).read_json(SCORES)
+            cand_eval = Snapshot(name, run["rev"]).read_json(SCORES.as_posix())
             rows[name] = selection.compare(
                 spec.selection, spec.primary_metric, spec.direction, base_eval, cand_eval
             )
@@ -237,7 +237,7 @@ class Promotion:
             tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
             self.restore()
             raise PromotionError(f"{name} did not run (exit {done.returncode}):\n{tail}")
-        result = json.loads(GATE.read_text())
+        result = json.loads(GATE_METRICS.read_text())
         for c in result["criteria"]:
             self.say(f"  {'pass' if c['passed'] else 'FAIL'} {c['name']}: {c['detail']}")
         self.say(f"{name}: {'passed' if result['passed'] else 'failed'}")
@@ -256,7 +256,7 @@ class Promotion:
     def reject(self, stage: str, result: dict, winner: str, overrides: list[str]) -> dict:
         failed = [c for c in result["criteria"] if not c["passed"]]
         reasons = "; ".join(f"{c['name']} ({c['detail']})" for c in failed)
-        print(REPORT.read_text(), flush=True)
+        print(GATE_REPORT.read_text(), flush=True)
         self.say(f"REJECTED {winner} ({', '.join(overrides)}) at stage {stage}: {reasons}")
         self.restore()
         return {
@@ -270,8 +270,8 @@ class Promotion:
 
     def promote(self, spec: GateSpec, winner: str, overrides: list[str]) -> dict:
         tag = self.tag_name()
-        report_hash = hashlib.sha256(REPORT.read_bytes()).hexdigest()
-        opened = json.loads(GATE.read_text()).get("test_split_opened")
+        report_hash = hashlib.sha256(GATE_REPORT.read_bytes()).hexdigest()
+        opened = json.loads(GATE_METRICS.read_text()).get("test_split_opened")
         disclosure = (
             f"the test split was opened for exploratory work before the first look (ledger "
             f"entry #{opened['index']} at {opened['timestamp']})\n"
@@ -287,7 +287,7 @@ class Promotion:
             f"avgate promote: model {tag}\n\ncandidate line: {self.line}\n"
             f"overrides: {', '.join(overrides)}\npassed: {stages}\n"
             f"baseline beaten: {spec.baseline} ({resolve(spec.baseline)})\n"
-            f"gate report {REPORT} sha256 {report_hash}\nspec {SPEC} sha256 {spec.hash}\n"
+            f"gate report {GATE_REPORT} sha256 {report_hash}\nspec {SPEC} sha256 {spec.hash}\n"
             f"{disclosure}"
         )
         self.sh("git", "tag", "-a", tag, "-m", note)
@@ -345,13 +345,15 @@ def _finished(run: dict | None, state: str | None) -> bool:
     """True once the experiment failed, or succeeded and its metrics are readable."""
     if state == "failed":
         return True
-    return state == "success" and EVAL in (run or {}).get("data", {}).get("metrics", {})
+    return state == "success" and EVAL_METRICS.as_posix() in (run or {}).get("data", {}).get(
+        "metrics", {}
+    )
 
 
 def _count(found: dict[str, dict], states: dict[str, str | None]) -> str:
     """How many experiments are queued, running and done, e.g. '1 queued, 2 running, 0 done'.
 
-    >>> done = {"data": {"metrics": {EVAL: {}}}}
+    >>> done = {"data": {"metrics": {EVAL_METRICS.as_posix(): {}}}}
     >>> _count({"c": done, "d": done}, {"a": "running", "b": None, "c": "success", "d": "failed"})
     '1 queued, 1 running, 2 done'
     """

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avgate.gating.diagnostics import Worsening
 from avgate.gating.spec import GateSpec, GateStage
 from avgate.gating.verdict import StageVerdict, judge
+from avgate.gating.worsening import Worsening
 
 P_CLIP = (0.01, 0.99)  # a sample's probability of being right stays inside this range
 
@@ -176,8 +176,10 @@ def judge_stage(
 ) -> StageVerdict:
     """`judge`'s verdict of `stage` on these scores, with the interval's seed drawn from `rng`.
 
-    >>> from avgate.gating.spec import GateStage
-    >>> stage = GateStage("t", "test", (0, 1, 2), "paired_t", "greater", 0.05, 0.0)
+    >>> from avgate.gating.spec import parse_stage
+    >>> stage = parse_stage({"name": "t", "split": "test", "seeds": [0, 1, 2], "looks": 1,
+    ...                      "statistic": "paired_t", "alternative": "greater", "alpha": 0.05,
+    ...                      "min_delta": 0.0})
     >>> spec = GateSpec("acc", "maximize", "v1", "bonferroni", 2, {}, (stage,), "")
     >>> world = World(0.5, 0.0, 0.0, 0.0, 0.0)
     >>> rng = np.random.default_rng(0)
@@ -197,7 +199,11 @@ def judge_stage(
         cand.mean(axis=1),
         (base, cand),
         split.clips,
-        {name: Worsening(0.05, 0.05, 0.0, name) for name in stage.non_inferiority},
+        {
+            name: Worsening(0.05, 0.05, 0.0, name)
+            for c in stage.criteria
+            for name in c.diagnostics()
+        },
         n_resamples=n_resamples,
         seed=int(rng.integers(2**31)),
         groups=split.groups,

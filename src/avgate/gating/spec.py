@@ -1,22 +1,26 @@
 """The pre-registered gate plan, `gates.yaml`: what a candidate must show, decided before it runs.
 
-The spec names the primary metric and its direction, the pinned baseline, the correction for
-repeated looks (`alpha_correction`), the fewest test groups an interval may rest on
-(`min_groups`), optionally the least power each test stage must have at its `min_delta` before
-the first look (`min_power`, checked by `avgate plan check`; absent, the check only reports),
-how the candidate is selected on validation, and the stages of the test (seeds, paired
-statistic, sidedness, alpha, the number of looks allowed, minimum effect, optional bootstrap
-bound and whether it resamples seeds, non-inferiority margins on diagnostics).
+The spec names the primary metric, the pinned baseline, the correction for repeated looks
+(`alpha_correction`), the fewest test groups an interval may rest on (`min_groups`), optionally
+the least power each test stage must have at its `min_delta` before the first look (`min_power`,
+checked by `avgate plan check`; absent, the check only reports), how the candidate is selected
+on validation, and the stages of the test: seeds, paired statistic (`avgate.stats.STATISTICS`),
+sidedness, alpha, the number of looks allowed, and the keys of the gate criteria
+(`gating.criteria.CRITERIA`: min_delta, optional bootstrap bound and whether it resamples seeds,
+non-inferiority margins on diagnostics).
 
-`looks` is the total number of test looks a stage allows under this spec and this test split,
-whatever the candidate line; the stage's `alpha` is the family alpha, split over its looks by
-Bonferroni (`GateStage.alpha_per_look`). It is validated once, with errors naming the file, the
-key and the fix, and a stage that can never pass (an exact test whose smallest p-value with its
-seeds is above alpha per look) is refused rather than left to fail every time. `GateSpec.hash` is
-the sha256 of the canonical JSON of the parsed spec, so comments and formatting do not change it.
+The primary metric's direction is the metric's own (`avgate.metrics`): a `direction` line is
+optional and refused when it contradicts it, and the metric must be the one params.yaml's
+`evaluate.primary_metric` names (`check_params`). `looks` is the total number of test looks a
+stage allows under this spec and this test split, whatever the candidate line; the stage's
+`alpha` is the family alpha, split over its looks by Bonferroni (`GateStage.alpha_per_look`).
+Every key is read by `avgate.declare`, with errors naming the file, the key and the fix, and a
+stage that can never pass (an exact test whose smallest p-value with its seeds is above alpha per
+look) is refused rather than left to fail every time. `GateSpec.hash` is the sha256 of the
+canonical JSON of the parsed spec, so comments and formatting do not change it.
 
 >>> data = {
-...     "primary_metric": "segment_accuracy", "direction": "maximize", "baseline": "v1-baseline",
+...     "primary_metric": "segment_accuracy", "baseline": "v1-baseline",
 ...     "alpha_correction": "bonferroni", "min_groups": 8,
 ...     "selection": {"split": "val", "seeds": [0, 1, 2], "rule": "max_mean_delta"},
 ...     "stages": [{"name": "full_test", "split": "test", "seeds": list(range(10)),
@@ -24,8 +28,10 @@ the sha256 of the canonical JSON of the parsed spec, so comments and formatting 
 ...                 "looks": 2, "min_delta": 0.02}],
 ... }
 >>> spec = parse_spec(data, "gates.yaml")
->>> spec.stages[0].name, spec.stages[0].non_inferiority, spec.stages[0].alpha_per_look
-('full_test', {}, 0.025)
+>>> spec.direction, spec.stages[0].name, spec.stages[0].alpha_per_look
+('maximize', 'full_test', 0.025)
+>>> [c.name for c in spec.stages[0].criteria]
+['min_delta', 'p_value']
 >>> spec.min_groups, spec.min_power, len(spec.hash)
 (8, None, 64)
 >>> parse_spec({**data, "min_power": 0.8}, "gates.yaml").min_power
@@ -35,69 +41,104 @@ the sha256 of the canonical JSON of the parsed spec, so comments and formatting 
 >>> parse_spec(data, "gates.yaml")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-avgate.gating.spec.SpecError: gates.yaml: stages[full_test].alpha: an exact one-sided test ...
+avgate.declare.ConfigError: gates.yaml: stages[full_test].alpha is out of reach: an exact ...
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from avgate import stats
-from avgate.gating.diagnostics import DIAGNOSTICS
-
-STATISTICS = {"paired_t": stats.PAIRED_T, "wilcoxon": stats.WILCOXON, "sign_flip": stats.SIGN_FLIP}
-DIRECTIONS = ("maximize", "minimize")
-SPLITS = ("val", "test")
-TOP_REQUIRED = (
-    "primary_metric",
-    "direction",
-    "baseline",
-    "alpha_correction",
-    "min_groups",
-    "selection",
-    "stages",
+from avgate import metrics, stats
+from avgate.declare import (
+    NOT_EMPTY,
+    PARAMS_FILE,
+    REQUIRED,
+    UNIQUE,
+    ConfigError,
+    bound,
+    check_known,
+    fail,
+    one_of,
+    param,
+    section,
 )
-TOP_OPTIONAL = ("min_power",)  # least simulated power per test stage (`gating.power.check`)
+from avgate.gating.criteria import CRITERIA, GateCriterion
+
+SPLITS = ("val", "test")
 ALPHA_CORRECTIONS = ("bonferroni",)  # each look is tested at alpha / looks
-SELECTION_REQUIRED = ("split", "seeds", "rule")
-SELECTION_OPTIONAL = ("tie_break",)
 RULES = ("max_mean_delta",)  # the candidate whose mean per-seed delta on selection.split is largest
 TIE_BREAKS = ("lower_ece", "fewer_parameters")  # ECE on selection.split; trainable parameters
-STAGE_REQUIRED = (
-    "name",
-    "split",
-    "seeds",
-    "statistic",
-    "alternative",
-    "alpha",
-    "looks",
-    "min_delta",
-)
-STAGE_OPTIONAL = ("ci_low_min", "resample_seeds", "non_inferiority")
+SEEDS = (NOT_EMPTY, UNIQUE, bound(">= 0", each=True))
 
 
-class SpecError(ValueError):
-    """`gates.yaml` is malformed or asks for something that cannot work; says where and the fix."""
+@dataclass(frozen=True)
+class SelectionKeys:
+    """`selection:` of gates.yaml."""
+
+    split: str = param(REQUIRED, "the split the sweep's winner is chosen on", one_of(*SPLITS))
+    seeds: list[int] = param(REQUIRED, "the seeds each candidate is trained with", *SEEDS)
+    rule: str = param(REQUIRED, "how the winner is chosen", one_of(*RULES))
+    tie_break: str | None = param(None, "how a tie is broken", one_of(*TIE_BREAKS))
+
+
+@dataclass(frozen=True)
+class PlanKeys:
+    """The top-level keys of gates.yaml."""
+
+    primary_metric: str = param(
+        REQUIRED, "a metric of avgate.metrics, the one params.yaml's evaluate names", NOT_EMPTY
+    )
+    direction: str | None = param(
+        None, "optional: the metric's own direction, written out", one_of(*metrics.DIRECTIONS)
+    )
+    baseline: str = param(REQUIRED, "git tag (or revision) of the model to beat", NOT_EMPTY)
+    alpha_correction: str = param(
+        REQUIRED, "how each stage's alpha is split over its looks", one_of(*ALPHA_CORRECTIONS)
+    )
+    min_groups: int = param(REQUIRED, "fewest test groups an interval may rest on", bound(">= 2"))
+    selection: SelectionKeys = param(REQUIRED, "how the sweep's winner is chosen on validation")
+    stages: list[dict] = param(REQUIRED, "the test stages, in order", NOT_EMPTY)
+    min_power: float | None = param(
+        None, "least power of each test stage at its min_delta (`avgate plan check`)",
+        bound("(0, 1)"),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StageKeys:
+    """The keys every stage writes; the gate criteria read the others (`criteria.CRITERIA`)."""
+
+    name: str = param(REQUIRED, "the stage's name, which gate.stage selects", NOT_EMPTY)
+    split: str = param(REQUIRED, "the split the stage looks at", one_of(*SPLITS))
+    seeds: list[int] = param(REQUIRED, "baseline seed k is compared with candidate seed k", *SEEDS)
+    statistic: str = param(REQUIRED, "the paired test: a name in avgate.stats.STATISTICS")
+    alternative: str = param(REQUIRED, "the sidedness of the test", one_of(*stats.ALTERNATIVES))
+    alpha: float = param(REQUIRED, "the family alpha over the stage's looks", bound("(0, 1)"))
+    looks: int = param(
+        REQUIRED, "test looks allowed under this spec and test split, any line", bound(">= 1")
+    )
 
 
 @dataclass(frozen=True)
 class GateStage:
-    """One stage of the test: seeds, paired statistic, alpha and the thresholds to meet.
+    """One stage of the test: seeds, paired statistic, alpha, and the criteria it checks.
 
-    `alpha` is the stage's family alpha over its `looks`; `resample_seeds` makes the bootstrap
-    interval (asked for by `ci_low_min`) resample seeds as well as groups.
+    `alpha` is the stage's family alpha over its `looks`; `criteria` are the registered gate
+    criteria the stage's keys set, with their parsed options, in registry order. `parse_stage`
+    builds one from a gates.yaml stage mapping.
 
-    >>> stage = GateStage("quick_test", "test", (0, 1, 2), "sign_flip", "greater", 0.25, 0.018,
-    ...                   looks=2)
-    >>> stage.seeds, stage.alpha_per_look
-    ((0, 1, 2), 0.125)
+    >>> stage = parse_stage({"name": "quick_test", "split": "test", "seeds": [0, 1, 2],
+    ...                      "statistic": "sign_flip", "alternative": "greater", "alpha": 0.25,
+    ...                      "looks": 2, "min_delta": 0.018})
+    >>> stage.seeds, stage.alpha_per_look, stage.criterion("min_delta").options.min_delta
+    ((0, 1, 2), 0.125, 0.018)
     """
 
     name: str
@@ -106,24 +147,26 @@ class GateStage:
     statistic: str
     alternative: str
     alpha: float
-    min_delta: float
-    ci_low_min: float | None = None
-    non_inferiority: dict[str, float] = field(default_factory=dict)
     looks: int = 1
-    resample_seeds: bool = False
+    criteria: tuple[GateCriterion, ...] = ()
 
     @property
     def alpha_per_look(self) -> float:
         """The alpha each look is tested at: Bonferroni, `alpha / looks`."""
         return self.alpha / self.looks
 
+    def criterion(self, name: str) -> GateCriterion | None:
+        """The stage's criterion called `name`, or None when the stage does not use it."""
+        return next((c for c in self.criteria if c.name == name), None)
+
 
 @dataclass(frozen=True)
 class GateSpec:
     """The parsed plan; `hash` identifies it in the ledger and in every verdict.
 
-    `min_power` (None when the plan declares none) is the least power each test stage must
-    have at its `min_delta`, checked before the first look by `avgate plan check`.
+    `direction` is the primary metric's own, from the metric registry. `min_power` (None when
+    the plan declares none) is the least power each test stage must have at its `min_delta`,
+    checked before the first look by `avgate plan check`.
 
     >>> spec = GateSpec("acc", "maximize", "v1", "bonferroni", 8, {"split": "val"}, (), "0" * 64)
     >>> spec.direction, spec.min_groups, spec.min_power
@@ -146,53 +189,168 @@ def load_spec(path: str | Path) -> GateSpec:
 
     >>> import tempfile
     >>> p = Path(tempfile.mkdtemp()) / "gates.yaml"
-    >>> _ = p.write_text("primary_metric: acc\\n")
+    >>> _ = p.write_text("primary_metric: segment_accuracy\\n")
     >>> load_spec(p)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    avgate.gating.spec.SpecError: ...gates.yaml: direction: missing; add it
+    avgate.declare.ConfigError: ...gates.yaml: baseline is missing; add it (git tag ...
     """
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML ({err}); fix the syntax") from err
+        raise ConfigError(f"{path}: not valid YAML ({err}); fix the syntax") from err
     return parse_spec(data, str(path))
 
 
-def parse_spec(data: dict, source: str) -> GateSpec:
+def parse_spec(data: Any, source: str) -> GateSpec:
     """Validate the parsed YAML `data` (from `source`, named in errors) into a `GateSpec`.
 
-    >>> parse_spec({"primary_metric": "acc"}, "gates.yaml")  # doctest: +ELLIPSIS
+    >>> parse_spec({"primary_metric": "segment_acuracy"}, "gates.yaml")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    avgate.gating.spec.SpecError: gates.yaml: direction: missing; add it
+    avgate.declare.ConfigError: gates.yaml: baseline is missing; add it ...
     """
-    _check_mapping(data, "(top level)", source)
-    _check_keys(data, TOP_REQUIRED, TOP_OPTIONAL, "", source)
-    direction = _choice(data["direction"], DIRECTIONS, "direction", source)
-    correction = _choice(data["alpha_correction"], ALPHA_CORRECTIONS, "alpha_correction", source)
-    min_groups = _integer(data["min_groups"], 2, "min_groups", source)
-    stages = _parse_stages(data["stages"], source)
+    keys = section(PlanKeys, data, "", source)
+    metric = _metric(keys.primary_metric, source)
+    if keys.direction is not None and keys.direction != metric.direction:
+        raise ConfigError(
+            f"{source}: direction: {keys.direction} contradicts {metric.name}'s direction "
+            f"({metric.direction}) declared in {metric.declared_in}; remove the line"
+        )
+    stages = tuple(parse_stage(item, source, i) for i, item in enumerate(keys.stages))
+    names = [stage.name for stage in stages]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        fail("stages", f"must have unique names; repeated: {repeated}", names, source)
+    selection = dataclasses.asdict(keys.selection)
+    if selection["tie_break"] is None:
+        del selection["tie_break"]
     spec = GateSpec(
-        primary_metric=_text(data["primary_metric"], "primary_metric", source),
-        direction=direction,
-        baseline=_text(data["baseline"], "baseline", source),
-        alpha_correction=correction,
-        min_groups=min_groups,
-        selection=_parse_selection(data["selection"], source),
+        primary_metric=metric.name,
+        direction=metric.direction,
+        baseline=keys.baseline,
+        alpha_correction=keys.alpha_correction,
+        min_groups=keys.min_groups,
+        selection=selection,
         stages=stages,
         hash="",
-        min_power=_min_power(data.get("min_power"), source),
+        min_power=keys.min_power,
     )
     return replace(spec, hash=spec_hash(spec))
 
 
+def _metric(name: str, source: str) -> metrics.Metric:
+    if name not in metrics.METRICS:
+        known = list(metrics.METRICS)
+        fail("primary_metric", f"must be a metric of avgate.metrics, one of {known}", name, source)
+    return metrics.METRICS[name]
+
+
+def parse_stage(data: Any, source: str = "gates.yaml", index: int = 0) -> GateStage:
+    """One stage mapping of gates.yaml (the `index`-th) as a `GateStage`, its criteria included.
+
+    >>> parse_stage({"name": "q", "split": "test", "seeds": [0, 1], "statistic": "paired_t",
+    ...              "alternative": "greater", "alpha": 0.05, "looks": 1, "min_delat": 0.0})
+    Traceback (most recent call last):
+    ...
+    avgate.declare.ConfigError: gates.yaml: unknown key(s) ['min_delat'] in stages[q]; known: \
+['alpha', 'alternative', 'ci_low_min', 'looks', 'min_delta', 'name', 'non_inferiority', \
+'resample_seeds', 'seeds', 'split', 'statistic']
+    """
+    where = f"stages[{data.get('name', index) if isinstance(data, dict) else index}]"
+    if not isinstance(data, dict):
+        fail(where, "must be a mapping of the stage's keys", data, source)
+    core_keys = [f.name for f in dataclasses.fields(StageKeys)]
+    owners = _criterion_keys(core_keys)
+    check_known(data, [*core_keys, *owners], where, source)
+    core = section(StageKeys, {k: v for k, v in data.items() if k in core_keys}, where, source)
+    statistic = _statistic(core.statistic, len(core.seeds), where, source)
+    stage = GateStage(
+        name=core.name,
+        split=core.split,
+        seeds=tuple(core.seeds),
+        statistic=statistic.name,
+        alternative=core.alternative,
+        alpha=core.alpha,
+        looks=core.looks,
+    )
+    criteria = []
+    for cls in CRITERIA.values():
+        mine = {k: v for k, v in data.items() if owners.get(k) == cls.name}
+        criterion = cls(section(cls.options_type, mine, where, source))
+        criterion.check(stage, where, source)
+        if criterion.applies():
+            criteria.append(criterion)
+    return replace(stage, criteria=tuple(criteria))
+
+
+def _criterion_keys(core_keys: list[str]) -> dict[str, str]:
+    """Each criterion's stage key -> the criterion's name; a stage's own key is refused."""
+    owners = {key: name for name, cls in CRITERIA.items() for key in cls.stage_keys()}
+    clash = sorted(set(owners) & set(core_keys))
+    if clash:
+        raise TypeError(f"gate criterion {owners[clash[0]]!r} reads the stage's own key(s) {clash}")
+    return owners
+
+
+def _statistic(name: str, n: int, where: str, source: str) -> stats.PairedStatistic:
+    """The registered statistic `name`, refused when unknown or unable to run on `n` seeds."""
+    if name not in stats.STATISTICS:
+        fail(f"{where}.statistic", f"must be one of {list(stats.STATISTICS)}", name, source)
+    statistic = stats.STATISTICS[name]
+    problem = statistic.seeds_problem(n)
+    if problem:
+        able = [other for other, s in stats.STATISTICS.items() if not s.seeds_problem(n)]
+        fewer = n < statistic.min_seeds  # more seeds is the fix, and the message says so
+        fix = f"; use statistic: {' or '.join(able)}" if able and not fewer else ""
+        raise ConfigError(f"{source}: {where}.seeds: {problem}{fix}")
+    return statistic
+
+
+def canonical(spec: GateSpec) -> dict:
+    """The spec as the plain values its hash is of: every key with its parsed value.
+
+    A stage carries its own keys and each of its criteria's; a criterion the stage does not use
+    adds its keys' defaults only when it is `hashed_when_absent` (those that existed before the
+    registry). An absent `min_power` is left out. So plans written before either existed keep
+    their hash, and their ledger entries.
+    """
+    plain = {
+        "primary_metric": spec.primary_metric,
+        "direction": spec.direction,
+        "baseline": spec.baseline,
+        "alpha_correction": spec.alpha_correction,
+        "min_groups": spec.min_groups,
+        "selection": spec.selection,
+        "stages": [_canonical_stage(stage) for stage in spec.stages],
+    }
+    if spec.min_power is not None:
+        plain["min_power"] = spec.min_power
+    return plain
+
+
+def _canonical_stage(stage: GateStage) -> dict:
+    plain = {
+        "name": stage.name,
+        "split": stage.split,
+        "seeds": list(stage.seeds),
+        "statistic": stage.statistic,
+        "alternative": stage.alternative,
+        "alpha": stage.alpha,
+        "looks": stage.looks,
+    }
+    for name, cls in CRITERIA.items():
+        used = stage.criterion(name)
+        if used is not None:
+            plain |= dataclasses.asdict(used.options)
+        elif cls.hashed_when_absent:
+            plain |= dataclasses.asdict(cls.options_type())
+    return plain
+
+
 def spec_hash(spec: GateSpec) -> str:
     """sha256 of the spec's canonical JSON (sorted keys, no spaces), its own `hash` left out.
-
-    An absent `min_power` is left out too, so plans written before it existed keep their hash
-    (and their ledger entries); a declared one is part of the hash.
 
     >>> a = GateSpec("acc", "maximize", "v1", "bonferroni", 8, {}, (), hash="")
     >>> spec_hash(a) == spec_hash(replace(a, hash="x"))
@@ -200,218 +358,50 @@ def spec_hash(spec: GateSpec) -> str:
     >>> spec_hash(a) == spec_hash(replace(a, min_power=0.8))
     False
     """
-    plain = asdict(spec)
-    plain.pop("hash")
-    if plain["min_power"] is None:
-        plain.pop("min_power")
-    canonical = json.dumps(plain, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    text = json.dumps(canonical(spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_params(spec: GateSpec, kind: str, evaluate_primary_metric: str, source: str) -> None:
+    """Refuse params.yaml's `evaluate.primary_metric` when `task.kind` does not compute it, and a
+    plan whose primary metric is not that one: the gate, `avgate plan check` and `avgate
+    promote` call this before they start.
+
+    >>> spec = GateSpec("segment_accuracy", "maximize", "v1", "bonferroni", 8, {}, (), "")
+    >>> check_params(spec, "event", "macro_f1", "gates.yaml")
+    Traceback (most recent call last):
+    ...
+    avgate.declare.ConfigError: gates.yaml: primary_metric 'segment_accuracy' differs from \
+params.yaml: evaluate.primary_metric 'macro_f1'; the gate judges the metric evaluate reports: \
+make the two the same
+    """
+    metrics.check_primary(kind, evaluate_primary_metric)
+    if spec.primary_metric != evaluate_primary_metric:
+        raise ConfigError(
+            f"{source}: primary_metric {spec.primary_metric!r} differs from {PARAMS_FILE}: "
+            f"evaluate.primary_metric {evaluate_primary_metric!r}; the gate judges the metric "
+            "evaluate reports: make the two the same"
+        )
 
 
 def check_groups(spec: GateSpec, stage: GateStage, n_groups: int, source: str) -> None:
     """Refuse, before a look, a stage whose interval would rest on fewer than `min_groups` groups.
 
-    >>> stage = GateStage("full", "test", (0, 1), "paired_t", "greater", 0.05, 0.0, ci_low_min=0)
+    >>> stage = parse_stage({"name": "full", "split": "test", "seeds": [0, 1], "looks": 1,
+    ...                      "statistic": "paired_t", "alternative": "greater", "alpha": 0.05,
+    ...                      "min_delta": 0.0, "ci_low_min": 0.0})
     >>> spec = GateSpec("acc", "maximize", "v1", "bonferroni", 8, {}, (stage,), "")
     >>> check_groups(spec, stage, 8, "gates.yaml")
     >>> check_groups(spec, stage, 3, "gates.yaml")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    avgate.gating.spec.SpecError: gates.yaml: min_groups: stage full's interval needs at least 8 ...
+    avgate.declare.ConfigError: gates.yaml: min_groups: stage full's interval needs at least 8 ...
     """
-    if stage.ci_low_min is None or n_groups >= spec.min_groups:
+    grouped = [c.name for c in stage.criteria if c.rests_on_groups]
+    if not grouped or n_groups >= spec.min_groups:
         return
-    _fail(
-        source,
-        "min_groups",
-        f"stage {stage.name}'s interval needs at least {spec.min_groups} {stage.split} groups "
-        f"and the split has {n_groups}; the interval would not generalise to new groups: "
-        "split with more groups in test",
+    raise ConfigError(
+        f"{source}: min_groups: stage {stage.name}'s interval needs at least {spec.min_groups} "
+        f"{stage.split} groups ({', '.join(grouped)}) and the split has {n_groups}; the interval "
+        "would not generalise to new groups: split with more groups in test"
     )
-
-
-def _min_power(value: Any, source: str) -> float | None:
-    """The declared least power, a number in (0, 1), or None when absent (or null)."""
-    if value is None:
-        return None
-    power = _number(value, "min_power", source)
-    if not 0 < power < 1:
-        _fail(source, "min_power", f"must be a power in (0, 1), e.g. 0.8; got {value!r}")
-    return power
-
-
-def _parse_selection(data: Any, source: str) -> dict:
-    _check_mapping(data, "selection", source)
-    _check_keys(data, SELECTION_REQUIRED, SELECTION_OPTIONAL, "selection.", source)
-    selection = {
-        "split": _choice(data["split"], SPLITS, "selection.split", source),
-        "seeds": list(_seeds(data["seeds"], "selection.seeds", source)),
-        "rule": _choice(data["rule"], RULES, "selection.rule", source),
-    }
-    if "tie_break" in data:
-        selection["tie_break"] = _choice(
-            data["tie_break"], TIE_BREAKS, "selection.tie_break", source
-        )
-    return selection
-
-
-def _parse_stages(data: Any, source: str) -> tuple[GateStage, ...]:
-    if not isinstance(data, list) or not data:
-        _fail(source, "stages", "must be a non-empty list of stages")
-    stages = tuple(_parse_stage(item, i, source) for i, item in enumerate(data))
-    names = [stage.name for stage in stages]
-    duplicated = sorted({name for name in names if names.count(name) > 1})
-    if duplicated:
-        _fail(source, "stages", f"stage names must be unique; repeated: {duplicated}")
-    return stages
-
-
-def _parse_stage(data: Any, index: int, source: str) -> GateStage:
-    _check_mapping(data, f"stages[{index}]", source)
-    where = f"stages[{data.get('name', index)}]"
-    _check_keys(data, STAGE_REQUIRED, STAGE_OPTIONAL, f"{where}.", source)
-    ci_low_min = data.get("ci_low_min")
-    if ci_low_min is not None:
-        ci_low_min = _number(ci_low_min, f"{where}.ci_low_min", source)
-    resample_seeds = data.get("resample_seeds", False)
-    if not isinstance(resample_seeds, bool):
-        _fail(source, f"{where}.resample_seeds", f"must be true or false, got {resample_seeds!r}")
-    alternatives = stats.ALTERNATIVES
-    stage = GateStage(
-        name=_text(data["name"], f"{where}.name", source),
-        split=_choice(data["split"], SPLITS, f"{where}.split", source),
-        seeds=_seeds(data["seeds"], f"{where}.seeds", source),
-        statistic=_choice(data["statistic"], tuple(STATISTICS), f"{where}.statistic", source),
-        alternative=_choice(data["alternative"], alternatives, f"{where}.alternative", source),
-        alpha=_number(data["alpha"], f"{where}.alpha", source),
-        min_delta=_number(data["min_delta"], f"{where}.min_delta", source),
-        ci_low_min=ci_low_min,
-        non_inferiority=_margins(data.get("non_inferiority") or {}, where, source),
-        looks=_integer(data["looks"], 1, f"{where}.looks", source),
-        resample_seeds=resample_seeds,
-    )
-    if not 0 < stage.alpha < 1:
-        _fail(source, f"{where}.alpha", f"must be in (0, 1), got {stage.alpha}")
-    _check_reachable(stage, where, source)
-    _check_interval(stage, where, source)
-    return stage
-
-
-def _check_interval(stage: GateStage, where: str, source: str) -> None:
-    """Refuse an interval with no confidence left, or `resample_seeds` without an interval.
-
-    (A stage with one seed never gets here: no test reaches its alpha with one seed.)
-    """
-    if stage.ci_low_min is not None and stage.alpha_per_look >= 0.5:
-        _fail(
-            source,
-            f"{where}.alpha",
-            f"ci_low_min bounds a two-sided interval at confidence 1 - 2 * alpha / looks, and "
-            f"alpha {stage.alpha:g} over {stage.looks} look(s) leaves none: lower alpha",
-        )
-    if not stage.resample_seeds:
-        return
-    if stage.ci_low_min is None:
-        _fail(
-            source,
-            f"{where}.resample_seeds",
-            "only the bootstrap interval resamples seeds, and this stage asks for none: "
-            "set ci_low_min or remove resample_seeds",
-        )
-
-
-def _check_reachable(stage: GateStage, where: str, source: str) -> None:
-    """Refuse a stage whose statistic cannot reach its alpha (or run at all) with its seeds."""
-    n = len(stage.seeds)
-    if stage.statistic == "paired_t" and n < 2:
-        _fail(source, f"{where}.seeds", "a paired t-test needs at least 2 seeds; add seeds")
-    if stage.statistic == "sign_flip" and n > stats.MAX_SIGN_FLIP_N:
-        _fail(
-            source,
-            f"{where}.seeds",
-            f"sign_flip enumerates 2**n sign patterns and takes at most "
-            f"{stats.MAX_SIGN_FLIP_N} seeds, got {n}; use statistic: paired_t or wilcoxon",
-        )
-    floor = stats.min_p_value(STATISTICS[stage.statistic], n, stage.alternative)
-    per_look = stage.alpha_per_look
-    if floor > per_look:
-        sided = "two-sided" if stage.alternative == "two-sided" else "one-sided"
-        tails = 2 if sided == "two-sided" else 1
-        needed = math.ceil(math.log2(tails / per_look) - 1e-9)
-        _fail(
-            source,
-            f"{where}.alpha",
-            f"an exact {sided} test ({stage.statistic}) with {n} seeds cannot go below "
-            f"p = {floor:g}; alpha {stage.alpha:g} over {stage.looks} look(s) (Bonferroni: "
-            f"{per_look:g} per look) can never pass: add seeds (at least {needed} for "
-            f"{per_look:g} per look), raise alpha, lower looks, or use statistic: paired_t",
-        )
-
-
-def _margins(data: Any, where: str, source: str) -> dict[str, float]:
-    _check_mapping(data, f"{where}.non_inferiority", source)
-    margins = {}
-    for key, value in data.items():
-        name = f"{where}.non_inferiority.{key}"
-        _choice(key, tuple(DIAGNOSTICS), name, source)
-        margins[_text(key, name, source)] = _number(value, name, source)
-        if margins[key] < 0:
-            _fail(source, name, f"a margin must be >= 0, got {value}")
-    return margins
-
-
-def _seeds(value: Any, key: str, source: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value or not all(_is_int(s) for s in value):
-        _fail(source, key, f"must be a non-empty list of integer seeds, got {value!r}")
-    if len(set(value)) != len(value):
-        _fail(source, key, f"seeds must be unique, got {value}")
-    return tuple(value)
-
-
-def _check_keys(
-    data: dict, required: tuple[str, ...], optional: tuple[str, ...], prefix: str, source: str
-) -> None:
-    unknown = sorted(str(k) for k in data if k not in required + optional)
-    if unknown:
-        known = ", ".join(required + optional)
-        _fail(source, f"{prefix}{unknown[0]}", f"unknown key; remove it (known keys: {known})")
-    for key in required:
-        if key not in data:
-            _fail(source, f"{prefix}{key}", "missing; add it")
-
-
-def _check_mapping(value: Any, key: str, source: str) -> None:
-    if not isinstance(value, dict):
-        _fail(source, key, f"must be a mapping of keys to values, got {type(value).__name__}")
-
-
-def _choice(value: Any, choices: tuple[str, ...], key: str, source: str) -> str:
-    if value not in choices:
-        _fail(source, key, f"must be one of {', '.join(choices)}; got {value!r}")
-    return value
-
-
-def _text(value: Any, key: str, source: str) -> str:
-    if not isinstance(value, str) or not value:
-        _fail(source, key, f"must be a non-empty string, got {value!r}")
-    return value
-
-
-def _number(value: Any, key: str, source: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        _fail(source, key, f"must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _integer(value: Any, least: int, key: str, source: str) -> int:
-    if not _is_int(value) or value < least:
-        _fail(source, key, f"must be an integer >= {least}, got {value!r}")
-    return value
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _fail(source: str, key: str, problem: str) -> None:
-    raise SpecError(f"{source}: {key}: {problem}")

@@ -2,18 +2,18 @@
 
 `judge` compares the primary metric of the candidate and the baseline seed by seed (the same
 seeds in the same order), with the delta oriented so that positive means better (candidate -
-baseline when maximizing, baseline - candidate when minimizing). Each criterion of the stage is
-one `Criterion` with its value, threshold and pass/fail; the stage passes only if all do. The
-p-value is compared with the stage's alpha per look (Bonferroni over its declared looks). The
-interval, when the stage sets `ci_low_min`, is a bootstrap over the test split's groups, then
-clips within them (and seeds, with `resample_seeds`). The statistics (the test's name,
-sidedness and pairing, the per-seed deltas, the correction, the number of test groups, what the
-claim generalises over, the interval) travel with the verdict so the report can show every
-number it used.
+baseline when the metric is maximized, baseline - candidate when minimized). It runs the stage's
+paired test (`avgate.stats.STATISTICS`), then each of the stage's criteria
+(`gating.criteria`, in registry order) on that `Evidence`; each criterion gives one `Criterion`
+record (or one per item) with its value, threshold and pass/fail, and the stage passes only if
+all do. The statistics (the test's name, sidedness and pairing, the per-seed deltas, the
+correction, the number of test groups, what the claim generalises over, the interval) travel
+with the verdict so the report can show every number it used.
 
->>> from avgate.gating.spec import GateStage
->>> stage = GateStage("quick_test", "test", (0, 1, 2), "sign_flip", "greater", 0.25, 0.018,
-...                   looks=2)
+>>> from avgate.gating.spec import parse_stage
+>>> stage = parse_stage({"name": "quick_test", "split": "test", "seeds": [0, 1, 2],
+...                      "statistic": "sign_flip", "alternative": "greater", "alpha": 0.25,
+...                      "looks": 2, "min_delta": 0.018})
 >>> v = judge(stage, "maximize", np.array([0.80, 0.81, 0.79]), np.array([0.83, 0.84, 0.81]))
 >>> v.passed, [(c.name, c.passed) for c in v.criteria]
 (True, [('min_delta', True), ('p_value', True)])
@@ -27,16 +27,18 @@ p = 0.125 <= alpha 0.125 (Bonferroni over 2 looks: alpha 0.25/2)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avgate import stats
-from avgate.gating.diagnostics import Worsening
-from avgate.gating.spec import GateStage
+from avgate.gating.worsening import Worsening
 
-TESTS = {"paired_t": stats.paired_t, "wilcoxon": stats.wilcoxon_exact, "sign_flip": stats.sign_flip}
-CI_CONFIDENCE = 0.95  # descriptive intervals; the ci_low bound uses `interval_confidence`
+if TYPE_CHECKING:
+    from avgate.gating.spec import GateStage
+
+CI_CONFIDENCE = 0.95  # descriptive intervals; the ci_low bound uses `criteria.interval_confidence`
 ALPHA_CORRECTION = "bonferroni"  # the only correction `gating.spec` accepts
 
 
@@ -69,6 +71,38 @@ class StageVerdict:
     statistics: dict
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What one look gives each criterion: the oriented per-seed `deltas` and the stage's paired
+    `test` of them; `per_sample` (baseline, candidate), each (n_seeds, n_samples) per-sample
+    scores, with each sample's split group (`groups`) and clip (`clusters`), when the look has
+    them; the spec's `min_groups`; `diagnostics` by name (`gating.diagnostics`); the bootstrap's
+    resamples and seed."""
+
+    direction: str
+    deltas: np.ndarray
+    test: stats.TestResult
+    per_sample: tuple[np.ndarray, np.ndarray] | None = None
+    groups: np.ndarray | None = None
+    clusters: np.ndarray | None = None
+    min_groups: int = 2
+    diagnostics: dict[str, Worsening | None] = field(default_factory=dict)
+    n_resamples: int = 10000
+    seed: int = 0
+
+    @property
+    def mean_delta(self) -> float:
+        return float(self.deltas.mean())
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A criterion's records of one look, and statistics it adds to the verdict's."""
+
+    criteria: tuple[Criterion, ...]
+    statistics: dict = field(default_factory=dict)
+
+
 def judge(
     stage: GateStage,
     direction: str,
@@ -85,18 +119,17 @@ def judge(
 ) -> StageVerdict:
     """Judge one stage from per-seed primary-metric scores, paired by `stage.seeds`.
 
-    `per_sample` is (baseline, candidate), each (n_seeds, n_samples) of per-sample scores, used
-    only when the stage sets `ci_low_min`; `groups` (n_samples,) names each sample's split group
+    `per_sample` is (baseline, candidate), each (n_seeds, n_samples) of per-sample scores, read
+    by criteria that need them (`ci_low`); `groups` (n_samples,) names each sample's split group
     (speaker, channel, video) and `clusters` (n_samples,) its clip (each sample its own clip
-    when omitted). The interval resamples groups, then clips within them, and seeds when the
-    stage sets `resample_seeds`; with groups missing or fewer than `min_groups` (the spec's)
-    the ci_low criterion fails and says why. `diagnostics` maps a name to the `Worsening` of a
+    when omitted); `min_groups` is the spec's. `diagnostics` maps a name to the `Worsening` of a
     diagnostic such as ECE (`gating.diagnostics`). Scores of the wrong length mean the
     comparison is not paired by the stage's seeds, and raise ValueError.
 
-    >>> from avgate.gating.spec import GateStage
-    >>> stage = GateStage("t", "test", (0, 1, 2), "paired_t", "greater", 0.05, 0.0,
-    ...                   non_inferiority={"ece": 0.01})
+    >>> from avgate.gating.spec import parse_stage
+    >>> stage = parse_stage({"name": "t", "split": "test", "seeds": [0, 1, 2], "looks": 1,
+    ...                      "statistic": "paired_t", "alternative": "greater", "alpha": 0.05,
+    ...                      "min_delta": 0.0, "non_inferiority": {"ece": 0.01}})
     >>> ece = Worsening(0.05, 0.08, 0.03, "ece: candidate 0.08 - baseline 0.05")
     >>> v = judge(stage, "minimize", np.array([0.3, 0.3, 0.3]), np.array([0.2, 0.21, 0.19]),
     ...           diagnostics={"ece": ece})
@@ -106,8 +139,7 @@ def judge(
     (0.05, None)
     """
     deltas = seed_deltas(stage, direction, baseline_scores, candidate_scores)
-    result = TESTS[stage.statistic](deltas, alternative=stage.alternative)
-    mean_delta = float(deltas.mean())
+    result = stats.STATISTICS[stage.statistic].test(deltas, alternative=stage.alternative)
     n_groups = None if groups is None else len(np.unique(np.asarray(groups)))
     statistics = {
         "test": result.as_dict(),
@@ -115,35 +147,31 @@ def judge(
         "delta": "candidate - baseline" if direction == "maximize" else "baseline - candidate",
         "seeds": list(stage.seeds),
         "deltas": deltas.tolist(),
-        "mean_delta": mean_delta,
+        "mean_delta": float(deltas.mean()),
         "alpha_correction": alpha_correction(stage),
         "n_groups": n_groups,
         "claim": _seed_claim(n_groups),
     }
-    criteria = [
-        _at_least("min_delta", mean_delta, stage.min_delta, "mean delta"),
-        _p_value(result, stage),
-    ]
-    if stage.ci_low_min is not None:
-        sample = _SampleDesign(per_sample, groups, clusters, min_groups)
-        criterion, interval = _ci_low(stage, direction, sample, n_resamples, seed)
-        criteria.append(criterion)
-        statistics["bootstrap"] = interval
-        if interval is not None:
-            statistics["claim"] = interval["claim"]
-    criteria += [
-        _non_inferior(name, margin, (diagnostics or {}).get(name))
-        for name, margin in stage.non_inferiority.items()
-    ]
-    passed = all(c.passed for c in criteria)
-    return StageVerdict(stage.name, passed, tuple(criteria), statistics)
+    evidence = Evidence(
+        direction, deltas, result, per_sample, groups, clusters, min_groups,
+        diagnostics or {}, n_resamples, seed,
+    )  # fmt: skip
+    records: list[Criterion] = []
+    for criterion in stage.criteria:
+        judged = criterion.judge(stage, evidence)
+        records += judged.criteria
+        statistics |= judged.statistics
+    passed = all(c.passed for c in records)
+    return StageVerdict(stage.name, passed, tuple(records), statistics)
 
 
 def alpha_correction(stage: GateStage) -> dict:
     """How the stage's family alpha is split over its declared looks.
 
-    >>> from avgate.gating.spec import GateStage
-    >>> stage = GateStage("t", "test", (0, 1), "paired_t", "greater", 0.05, 0.0, looks=2)
+    >>> from avgate.gating.spec import parse_stage
+    >>> stage = parse_stage({"name": "t", "split": "test", "seeds": [0, 1], "looks": 2,
+    ...                      "statistic": "paired_t", "alternative": "greater", "alpha": 0.05,
+    ...                      "min_delta": 0.0})
     >>> alpha_correction(stage)["detail"]
     'Bonferroni over 2 looks: alpha 0.05/2'
     """
@@ -161,8 +189,10 @@ def seed_deltas(
 ) -> np.ndarray:
     """Per-seed deltas oriented so positive is better; refuses scores not paired by seed.
 
-    >>> from avgate.gating.spec import GateStage
-    >>> stage = GateStage("t", "test", (0, 1), "paired_t", "greater", 0.05, 0.0)
+    >>> from avgate.gating.spec import parse_stage
+    >>> stage = parse_stage({"name": "t", "split": "test", "seeds": [0, 1], "looks": 1,
+    ...                      "statistic": "paired_t", "alternative": "greater", "alpha": 0.05,
+    ...                      "min_delta": 0.0})
     >>> seed_deltas(stage, "minimize", np.array([0.5, 0.4]), np.array([0.25, 0.5])).tolist()
     [0.25, -0.09999999999999998]
     >>> seed_deltas(stage, "maximize", np.array([0.5]), np.array([0.25]))
@@ -197,106 +227,8 @@ def to_dict(verdict: StageVerdict) -> dict:
     }
 
 
-def _at_least(name: str, value: float, threshold: float, what: str) -> Criterion:
-    passed = bool(value >= threshold)
-    sign = ">=" if passed else "<"
-    return Criterion(name, passed, value, threshold, f"{what} {value:.4g} {sign} {threshold:.4g}")
-
-
-def _p_value(result: stats.TestResult, stage: GateStage) -> Criterion:
-    alpha = stage.alpha_per_look
-    passed = bool(result.p_value <= alpha)
-    sign = "<=" if passed else ">"
-    detail = (
-        f"{result.test} ({result.alternative}, n={result.n}): "
-        f"p = {result.p_value:.4g} {sign} alpha {alpha:.4g} "
-        f"({alpha_correction(stage)['detail']})"
-    )
-    return Criterion("p_value", passed, result.p_value, alpha, detail)
-
-
 def _seed_claim(n_groups: int | None) -> str:
     """What a test over seeds alone generalises over: new seeds, the same test samples."""
     if n_groups is None:
         return "this training procedure on this test set"
     return f"this training procedure on these {n_groups} test groups"
-
-
-@dataclass(frozen=True)
-class _SampleDesign:
-    """Per-sample scores and their layout: groups, clips within them, the fewest groups allowed."""
-
-    per_sample: tuple[np.ndarray, np.ndarray] | None
-    groups: np.ndarray | None
-    clusters: np.ndarray | None
-    min_groups: int
-
-
-def _ci_low(
-    stage: GateStage, direction: str, sample: _SampleDesign, n_resamples: int, seed: int
-) -> tuple[Criterion, dict | None]:
-    """The group-bootstrap interval's lower end against `stage.ci_low_min`."""
-    missing = _missing(sample, stage.split)
-    if missing:
-        return Criterion("ci_low", False, None, stage.ci_low_min, missing), None
-    base, cand = (np.asarray(x, dtype=np.float64) for x in sample.per_sample)
-    if base.shape != cand.shape or base.ndim != 2 or base.shape[0] != len(stage.seeds):
-        raise ValueError(
-            f"unpaired comparison: per-sample scores must both be (n_seeds={len(stage.seeds)}, "
-            f"n_samples); got {base.shape} and {cand.shape}"
-        )
-    deltas = cand - base if direction == "maximize" else base - cand
-    interval = stats.group_bootstrap(
-        deltas,
-        sample.groups,
-        sample.clusters,
-        resample_seeds=stage.resample_seeds,
-        n_resamples=n_resamples,
-        confidence=interval_confidence(stage),
-        seed=seed,
-    )
-    what = (
-        f"{interval['confidence']:.4g} group-bootstrap low ({interval['n_groups']} groups, "
-        f"{interval['claim']})"
-    )
-    return _at_least("ci_low", interval["low"], stage.ci_low_min, what), interval
-
-
-def interval_confidence(stage: GateStage) -> float:
-    """The two-sided confidence whose lower end is a one-sided bound at the alpha per look.
-
-    The ci_low criterion is a test too, so it spends the same Bonferroni share as the p-value.
-
-    >>> from dataclasses import replace
-    >>> from avgate.gating.spec import GateStage
-    >>> stage = GateStage("t", "test", (0, 1), "paired_t", "greater", 0.05, 0.0, 0.0, looks=2)
-    >>> interval_confidence(stage), interval_confidence(replace(stage, looks=1))
-    (0.95, 0.9)
-    """
-    return round(1 - 2 * stage.alpha_per_look, 12)
-
-
-def _missing(sample: _SampleDesign, split: str) -> str:
-    """Why the interval cannot be computed, or "" when it can."""
-    if sample.per_sample is None:
-        return "per-sample scores missing: the bootstrap bound cannot be checked"
-    if sample.groups is None:
-        return f"{split} groups missing: the interval resamples groups and cannot be computed"
-    n_groups = len(np.unique(np.asarray(sample.groups)))
-    if n_groups < sample.min_groups:
-        return (
-            f"{n_groups} {split} groups, fewer than min_groups {sample.min_groups}: an interval "
-            "over so few groups does not generalise to new groups"
-        )
-    return ""
-
-
-def _non_inferior(name: str, margin: float, comparison: Worsening | None) -> Criterion:
-    """The candidate may be worse than the baseline on diagnostic `name` by at most `margin`."""
-    key = f"non_inferiority:{name}"
-    if comparison is None:
-        return Criterion(key, False, None, margin, f"diagnostic {name!r} missing")
-    passed = bool(comparison.worse <= margin)
-    sign = "<=" if passed else ">"
-    detail = f"{comparison.detail}: worse by {comparison.worse:.4g} {sign} margin {margin:.4g}"
-    return Criterion(key, passed, comparison.worse, margin, detail)

@@ -1,1 +1,1 @@
-"""Heads and their training loop; nothing here reads or writes files."""
+"""Heads, pooling, fusion: trainable modules; nothing here reads or writes files."""

@@ -21,8 +21,9 @@ import pandas as pd
 from avgate import audit
 from avgate.config import Params
 from avgate.files import write_json
-from avgate.stages.inputs import SPLITS, fused_embeddings, pool_clips, usable_clips
-from avgate.stages.profile import recorded
+from avgate.layout.clips import SPLITS, usable_clips
+from avgate.layout.inputs import fused_embeddings, pool_clips
+from avgate.profiles import recorded
 
 REPORT = Path("metrics/audit.json")
 

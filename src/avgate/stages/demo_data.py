@@ -5,20 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from avgate.config import Params
-from avgate.datasets.demo import DemoConfig, generate
-from avgate.datasets.demo_encoder import write_demo_wavlm
 from avgate.declare import ConfigError
-from avgate.files import atomic_dir
+from avgate.demo.dataset import DemoConfig, generate
 
 DEMO_DIR = Path("data/raw/demo")
-DEMO_ENCODER_DIR = Path("data/pretrained/demo-wavlm")
-
-
-def write_encoder(params: Params, out: Path = DEMO_ENCODER_DIR) -> Path:
-    """Write the demo's stand-in pretrained WavLM (random weights from `demo.seed`) to `out`."""
-    with atomic_dir(out) as tmp:
-        write_demo_wavlm(tmp, params.demo.seed)
-    return out
 
 
 def run(params: Params, out: Path = DEMO_DIR) -> dict:

@@ -1,4 +1,7 @@
-"""`embed@<encoder>`: one array per split, rows = (clip, second), aligned with an index.
+"""`embed@<name>`: one array per split, rows = (clip, second), aligned with an index.
+
+`<name>` is an encoder listed in `embed.encoders` (name: kind); `encoders.registry.build` makes it
+from its kind and the options in `embed.<name>`, importing only that kind's module.
 
 Each clip is embedded once per encoder configuration: the embeddings store
 (`embed.cache_dir`, keyed by the clip's sha256 and the encoder's identity) keeps every clip
@@ -38,12 +41,13 @@ from tqdm import tqdm
 from avgate import disk, media, numerics
 from avgate.config import Params
 from avgate.embedding_store import EmbeddingStore, Key
-from avgate.encoders import Encoder, build
+from avgate.encoders.base import Encoder
+from avgate.encoders.registry import build
 from avgate.errors import StageError
 from avgate.files import atomic_dir, write_json, write_parquet
+from avgate.layout.clips import SPLITS, embedding_dir, usable_clips
 from avgate.parallel import die_with_parent
-from avgate.stages.inputs import SPLITS, embedding_dir, usable_clips
-from avgate.stages.profile import recorded
+from avgate.profiles import recorded
 
 LOAD_CHUNK = 16  # clips per worker message: one message per clip costs more than a short decode
 MAIN_KEEPS_UP_WITH = 2  # workers whose decoded audio one CPU core log-mels as fast (bench/embed)
@@ -55,7 +59,7 @@ def in_main(encoder: Encoder, workers: int) -> bool:
     free as long as it keeps up with them (up to MAIN_KEEPS_UP_WITH workers; with more, each
     worker transforms what it decodes).
     """
-    if not getattr(encoder, "batched", False):
+    if not encoder.batched:
         return False
     if not light_on_cpu(encoder):
         return True
@@ -64,7 +68,7 @@ def in_main(encoder: Encoder, workers: int) -> bool:
 
 def light_on_cpu(encoder: Encoder) -> bool:
     """A light transform (no model) computed on the CPU."""
-    return getattr(encoder, "light", False) and encoder.device.type == "cpu"
+    return encoder.light and encoder.device.type == "cpu"
 
 
 def usable_cores() -> int:
@@ -119,7 +123,7 @@ class ClipChunks(Dataset):
 
     def _chunk(self, members: range) -> list[tuple[int, np.ndarray]]:
         encoder = self.encoder
-        if not getattr(encoder, "batched", False):
+        if not encoder.batched:
             return [(i, encoder.embed_seconds(self.paths[i], self.seconds[i])) for i in members]
         loaded = [encoder.load(self.paths[i], self.seconds[i]) for i in members]
         return list(zip(members, loaded if self.main else encoder.embed(loaded), strict=True))
@@ -341,7 +345,8 @@ def write_split(store: EmbeddingStore, clips: pd.DataFrame, out: Path) -> pd.Dat
 
 
 def run(params: Params, encoder_name: str) -> dict | None:
-    """Embed every split with one encoder into data/embeddings/<encoder>/ (rank 0 writes).
+    """Embed every split with the encoder `encoder_name` of `embed.encoders` into
+    data/embeddings/<encoder_name>/ (rank 0 writes).
 
     `meta.json` there holds only what decides the arrays (encoder identity, dims, dtype, row
     counts), so identical embeddings hash identically; wall time, clips embedded and reused go
@@ -374,12 +379,11 @@ def _run(params: Params, encoder_name: str, rank: int, world: int) -> dict | Non
         **identity,
         "modality": encoder.modality,
         "dim": encoder.dim,
+        "n_layers": encoder.n_layers,
+        "layer_dim": encoder.layer_dim,
         "dtype": dtype,
         "rows": {},
     }
-    for key in ("n_layers", "layer_dim"):
-        if hasattr(encoder, key):
-            meta[key] = getattr(encoder, key)
     out, needed = embedding_dir(encoder_name), split_bytes(store, clips)
     what = f"the {encoder_name} embedding arrays"
     with (
@@ -399,7 +403,7 @@ def _run(params: Params, encoder_name: str, rank: int, world: int) -> dict | Non
             encoder=encoder_name,
             workers=params.embed.workers,
             processes=world,
-            device=str(getattr(encoder, "device", "cpu")),
+            device=str(encoder.device),
             clips=len(clips),
             embedded=embedded,
             reused=unique - embedded,

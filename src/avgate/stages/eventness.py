@@ -24,9 +24,10 @@ from avgate.config import Params
 from avgate.declare import section
 from avgate.errors import StageError
 from avgate.files import read_json, write_json, write_parquet
-from avgate.models.fit import pin_determinism
-from avgate.stages.inputs import SPLITS, embedding_dir, second_labels
-from avgate.stages.profile import recorded
+from avgate.layout.clips import SPLITS, embedding_dir
+from avgate.layout.inputs import second_labels
+from avgate.profiles import recorded
+from avgate.training.determinism import pin_determinism
 
 SCORES = Path("data/eventness/scores.parquet")
 REPORT = Path("metrics/eventness.json")
@@ -72,7 +73,7 @@ def encoder_meta(params: Params, key: str, modality: str) -> dict:
     if name not in params.embed.encoders:
         raise StageError(
             f"params.yaml: eventness.{key} {name!r} is not in embed.encoders "
-            f"{params.embed.encoders}; name one of them, or add it there"
+            f"{list(params.embed.encoders)}; name one of them, or add it there"
         )
     meta = read_json(embedding_dir(name) / "meta.json")
     if meta["modality"] != modality:

@@ -14,7 +14,6 @@ ledger whatever the outcome and committed at once to `refs/avgate/ledger`; `metr
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -25,33 +24,34 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from avgate import stats
+from avgate import metrics, stats
 from avgate.config import Params
 from avgate.errors import StageError
 from avgate.files import atomic_path, read_json, write_csv, write_json
 from avgate.gating import ledger, selection
-from avgate.gating.diagnostics import worsening
+from avgate.gating.gate_report import markdown
+from avgate.gating.opening import workspace_record
 from avgate.gating.pairing import UnpairedError, check_paired, check_seeds
-from avgate.gating.report import markdown
-from avgate.gating.revisions import RevisionError, Snapshot, git, resolve
-from avgate.gating.spec import GateSpec, GateStage, check_groups, load_spec
+from avgate.gating.paths import (
+    GATE_HEADLINE,
+    GATE_METRICS,
+    GATE_PLOT,
+    GATE_REPORT,
+    LEDGER,
+    SPEC,
+)
+from avgate.gating.revisions import RevisionError, Snapshot, resolve
+from avgate.gating.spec import GateSpec, GateStage, check_groups, check_params, load_spec
 from avgate.gating.verdict import CI_CONFIDENCE, judge, to_dict
+from avgate.gating.worsening import worsening
+from avgate.layout.inputs import clip_column, labels_of, predictions_dir
+from avgate.layout.results import SCORES
+from avgate.profiles import recorded
 from avgate.scoring import logits_of, split_scores
-from avgate.stages.inputs import clip_column, labels_of, predictions_dir
-from avgate.stages.profile import recorded
-from avgate.stages.summarize import SCORES
 
-SPEC = Path("gates.yaml")
-LEDGER = Path("gates/ledger.jsonl")
-GATE_METRICS = Path("metrics/gate.json")  # the whole result: criteria, intervals, the plan
-GATE_HEADLINE = Path("metrics/gate_headline.json")  # stage: decision, and the mean delta
-GATE_REPORT = Path("reports/gate.md")
-GATE_PLOT = Path("plots/gate_deltas.csv")
 PLOT_COLUMNS = ["seed", "delta", "low", "high", "interval"]
-PARAMS = Path("params.yaml")
 SELECTION = "selection"
 POWER = 0.8
-PER_SAMPLE_METRICS = ("segment_accuracy", "accuracy")  # means of a per-row 0/1 score
 
 
 class Side:
@@ -82,6 +82,7 @@ def run(params: Params) -> dict:
 
 def _run(params: Params) -> dict:
     spec = load_spec(SPEC)
+    check_params(spec, params.task.kind, params.evaluate.primary_metric, str(SPEC))
     if params.gate.stage == SELECTION:
         return _selection(spec)
     stage = _stage(spec, params.gate.stage)
@@ -124,7 +125,7 @@ def _look(params: Params, spec: GateSpec, stage: GateStage) -> dict:
         entry = _record(look, result["decision"])
         result |= look_record(ledger.read(LEDGER), entry, stage)
     else:
-        record = _workspace_record()
+        record = workspace_record()
         result |= {"candidate_revision": record["candidate_commit"], "ledger": None,
                    "candidate_params_sha256": record["candidate_params_sha256"]}  # fmt: skip
     _write(result)
@@ -182,51 +183,6 @@ def recompute(
     return result | {"ids_sha256": ids} | look_record(entries, entry, stage)
 
 
-def open_test_split(params: Params, test_ids: str) -> ledger.Entry | None:
-    """Record in the ledger that the test split is opened for exploratory work
-    (`evaluate.test: open`), once per plan and test split; None when it was recorded before."""
-    spec = load_spec(SPEC)
-    if ledger.in_throwaway_copy():
-        raise StageError(
-            "evaluate.test: open is refused inside a queued experiment's temporary copy, where "
-            "its ledger record would be lost; open the test split in the workspace"
-        )
-    with ledger.locked(LEDGER):
-        try:
-            entries = ledger.verify(LEDGER)
-        except ledger.LedgerError as error:
-            raise StageError(f"{LEDGER}: {error}") from None
-        if any(
-            e.kind == "opened" and e.spec_hash == spec.hash and e.test_ids_hash == test_ids
-            for e in entries
-        ):
-            return None
-        commit = resolve(spec.baseline)
-        entry = ledger.append(
-            LEDGER,
-            timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            kind="opened",
-            candidate=params.gate.candidate,
-            baseline=spec.baseline if commit else "",
-            baseline_commit=commit or "",
-            spec_hash=spec.hash,
-            test_ids_hash=test_ids,
-            stage="",
-            seeds=[],
-            outcome="opened",
-            **_workspace_record(),
-        )
-        ledger.commit_entry(LEDGER, entry)
-        return entry
-
-
-def _workspace_record() -> dict:
-    return {
-        "candidate_commit": git("rev-parse", "HEAD"),
-        "candidate_params_sha256": hashlib.sha256(PARAMS.read_bytes()).hexdigest(),
-    }
-
-
 def _check_candidate(stage: GateStage, candidate: str) -> None:
     if not candidate:
         raise StageError(
@@ -254,7 +210,7 @@ def _allowed(
     return {
         "kind": "look",
         "candidate": candidate,
-        **_workspace_record(),
+        **workspace_record(),
         "baseline": baseline.rev,
         "baseline_commit": baseline.commit,
         "spec_hash": spec.hash,
@@ -318,9 +274,10 @@ def _paired(stage: GateStage, tables: dict) -> str:
     return [check_paired(*tables[s], f"seed {s} {stage.split}") for s in stage.seeds][0]
 
 
-def _correct(table: pd.DataFrame) -> np.ndarray:
+def _per_sample_scores(metric: metrics.Metric, table: pd.DataFrame) -> np.ndarray:
+    """One score per row of `table` whose mean is `metric` (its `per_sample` function)."""
     logits, classes = logits_of(table)
-    return (np.asarray(classes)[logits.argmax(axis=1)] == table["label"].to_numpy()) * 1.0
+    return metric.per_sample(table["label"].to_numpy(), np.asarray(classes)[logits.argmax(axis=1)])
 
 
 def _per_seed(params: Params, stage: GateStage, tables: dict, side: int, stored: Side,
@@ -370,15 +327,23 @@ def evaluate_stage(
     clusters = tables[seeds[0]][1]["clip_id"].to_numpy()
     groups = _groups(params, sides[1], clusters)  # every report states how many
     per_sample = None
-    if stage.ci_low_min is not None:
-        if metric not in PER_SAMPLE_METRICS:
+    readers = [c for c in stage.criteria if c.needs_per_sample]
+    if readers:
+        scorer = metrics.METRICS[metric]
+        if scorer.per_sample is None:
+            means = [name for name, m in metrics.METRICS.items() if m.per_sample is not None]
             raise StageError(
-                f"{SPEC}: stages[{stage.name}].ci_low_min needs a primary metric that is a mean "
-                f"over samples ({', '.join(PER_SAMPLE_METRICS)}); {metric!r} is not: remove it"
+                f"{SPEC}: stages[{stage.name}].{readers[0].stage_keys()[0]} needs a primary "
+                f"metric that is a mean over samples ({', '.join(means)}); {metric!r} is not: "
+                "remove it"
             )
-        per_sample = tuple(np.stack([_correct(tables[s][i]) for s in seeds]) for i in (0, 1))
+        per_sample = tuple(
+            np.stack([_per_sample_scores(scorer, tables[s][i]) for s in seeds]) for i in (0, 1)
+        )
     diagnostics = {
-        name: worsening(name, base_metrics, cand_metrics) for name in stage.non_inferiority
+        name: worsening(name, base_metrics, cand_metrics)
+        for criterion in stage.criteria
+        for name in criterion.diagnostics()
     }
     verdict = judge(
         stage,
@@ -422,16 +387,17 @@ def _interval(verdict_stats: dict, deltas: np.ndarray) -> dict | None:
 def _seeds_needed(stage: GateStage, deltas: np.ndarray) -> dict | None:
     """Seeds a paired t-test needs for 80% power at `min_delta`, from the observed delta sd."""
     sd = float(deltas.std(ddof=1)) if len(deltas) > 1 else 0.0
-    if stage.min_delta <= 0 or sd == 0 or stage.alternative != "greater":
+    wanted = stage.criterion("min_delta").options.min_delta
+    if wanted <= 0 or sd == 0 or stage.alternative != "greater":
         return None
-    n = stats.seeds_needed(sd, stage.min_delta, stage.alpha_per_look, POWER, stage.alternative)
+    n = stats.seeds_needed(sd, wanted, stage.alpha_per_look, POWER, stage.alternative)
     return {
         "n": n,
         "power": POWER,
-        "delta": stage.min_delta,
+        "delta": wanted,
         "alpha": stage.alpha_per_look,
         "paired_sd": sd,
-        "test": stats.PAIRED_T,
+        "test": stats.STATISTICS["paired_t"].title,
         "alternative": stage.alternative,
     }
 

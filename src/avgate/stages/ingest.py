@@ -2,9 +2,13 @@
 preflight report and its plot data.
 
 Files that fail to decode stay in the manifest with `status` giving the reason, and source lines
-an adapter cannot use are reported with their line number; the stage fails only when the share
+a format cannot use are reported with their line number; the stage fails only when the share
 of usable files, or of kept lines, drops below `ingest.min_ok_fraction`, after writing its
 report. Nothing under data/raw is ever written.
+
+The dataset is read by the format `data.format` names, with the options of its section
+`data.<data.format>` (dvc.yaml lists that section). Every other `data.<format>` section is
+checked too, so a typo fails, and an option set there is reported as ignored.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ import pandas as pd
 
 from avgate import media, preflight
 from avgate.config import Params
-from avgate.datasets import load_records
+from avgate.datasets import check_sections, load_records
 from avgate.errors import StageError
 from avgate.files import sha256_of, write_csv, write_json, write_parquet
 from avgate.parallel import ordered_map
-from avgate.stages.profile import recorded
+from avgate.profiles import recorded
 
 REPORT = Path("metrics/ingest.json")
 PLOTS = Path("plots/ingest")
@@ -78,7 +82,7 @@ def build_segments(manifest: pd.DataFrame, background: str) -> pd.DataFrame:
 
 
 def refuse_rejected_lines(summary: dict, min_ok_fraction: float) -> None:
-    """StageError when the adapter left out too many source lines for `min_ok_fraction`."""
+    """StageError when the dataset format left out too many source lines for `min_ok_fraction`."""
     if summary["records_kept_fraction"] >= min_ok_fraction:
         return
     rejected = summary["rejected_lines"]
@@ -97,22 +101,21 @@ def run(params: Params) -> dict:
 
 
 def _ingest(params: Params) -> dict:
-    records = load_records(
-        params.data.format,
-        params.data.raw_dir,
-        group_pattern=params.data.group_pattern or None,
-        manifest=params.data.manifest,
-    )
+    data_format, sections = params.data.format, params.data.options
+    ignored = check_sections(data_format, sections)  # a typo in any data.<format> fails here
+    records = load_records(data_format, params.data.raw_dir, **sections.get(data_format, {}))
     if params.task.kind == "event" and "start_s" not in records.frame:
         raise StageError(
             f"task.kind event needs per-second event spans, which data.format "
-            f"{params.data.format!r} does not provide; set task.kind: clip in params.yaml"
+            f"{data_format!r} does not provide; set task.kind: clip in params.yaml"
         )
-    p = params.ingest
-    manifest = build_manifest(records.frame, p.duration_tolerance_s, p.workers)
+    manifest = build_manifest(
+        records.frame, params.ingest.duration_tolerance_s, params.ingest.workers
+    )
+    least = params.ingest.min_ok_fraction
     summary = preflight.report(
-        manifest, p.min_ok_fraction, p.imbalance_warning_ratio, p.duration_tolerance_s,
-        records.warnings, records.rejected,
+        manifest, least, params.ingest.imbalance_warning_ratio,
+        params.ingest.duration_tolerance_s, records.warnings + ignored, records.rejected,
     )  # fmt: skip
     write_json(REPORT, summary)
     ok = manifest[manifest["status"] == "ok"]
@@ -120,12 +123,12 @@ def _ingest(params: Params) -> dict:
     balance = summary["label_counts"]
     write_csv(pd.DataFrame({"label": list(balance), "clips": list(balance.values())}),
               PLOTS / "class_balance.csv")  # fmt: skip
-    refuse_rejected_lines(summary, p.min_ok_fraction)
-    if summary["ok_fraction"] < p.min_ok_fraction:
+    refuse_rejected_lines(summary, least)
+    if summary["ok_fraction"] < least:
         listing = "\n".join(f"  {f['reason']}" for f in summary["failures"][:20])
         raise StageError(
             f"only {summary['n_ok']} of {summary['n_files']} files are usable "
-            f"({summary['ok_fraction']:.1%} < ingest.min_ok_fraction {p.min_ok_fraction:.1%}); "
+            f"({summary['ok_fraction']:.1%} < ingest.min_ok_fraction {least:.1%}); "
             f"fix or remove these files (full list in {REPORT}):\n{listing}"
         )
     out = params.data.interim_dir

@@ -14,21 +14,14 @@ import pandas as pd
 
 from avgate import audit
 from avgate.config import DataParams, Params
+from avgate.datasets import format_named
 from avgate.errors import StageError
 from avgate.files import write_json, write_parquet
+from avgate.profiles import recorded
 from avgate.splitting import MIN_GROUPS, SplitError, assign_splits
-from avgate.stages.profile import recorded
 
 REPORT = Path("metrics/leakage.json")
 CONTENT_HASHES = ("sha256", "audio_sha256")
-GROUP_FIXES = {  # per data.format: how to give clips their real groups
-    "ave": "add groups.csv (video_id,group) beside Annotations.txt",
-    "esc50": "make src_file in meta/esc50.csv name each clip's source recording",
-    "fsdd": "name the files {digit}_{speaker}_{index}.wav after the real speaker",
-    "folder": "set data.group_pattern to a regex whose first group finds the speaker or "
-    "recording in each file name",
-    "csv": "add a group column (speaker, source recording) to data.manifest",
-}
 
 
 def verdict(groups_shared: bool, content_shared: bool, info: dict, blind_fix: str = "") -> str:
@@ -54,7 +47,7 @@ def group_check(table: pd.DataFrame, data_format: str) -> dict:
         "n_groups": len(sizes),
         "singleton_groups": int((sizes == 1).sum()),
         "blind": blind,
-        "fix": GROUP_FIXES[data_format] if blind else "",
+        "fix": format_named(data_format).group_fix if blind else "",
     }
 
 

@@ -23,10 +23,11 @@ import yaml
 from avgate.config import Params
 from avgate.errors import StageError
 from avgate.gating import ledger
-from avgate.gating.report import markdown
+from avgate.gating.gate_report import markdown
+from avgate.gating.paths import GATE_REPORT, LEDGER, PARAMS, SPEC
 from avgate.gating.revisions import RevisionError, Snapshot, git, resolve
 from avgate.gating.spec import parse_spec
-from avgate.stages.gate import GATE_REPORT, LEDGER, PARAMS, SPEC, Side, recompute
+from avgate.stages.gate import Side, recompute
 
 NOTE = re.compile(r"gate report \S+ sha256 ([0-9a-f]{64})")
 FETCHED = ("ingest", "train")  # the stages whose outputs a look reads: labels, test logits

@@ -11,16 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from avgate.config import Params
-from avgate.stages import evaluate, summarize, train
-from avgate.stages.profile import recorded
+from avgate.metrics import check_primary
+from avgate.profiles import recorded
+from avgate.stages.train import evaluate, summarize, train_seed
 
 
 def run(params: Params, say: Callable[[str], None] = print) -> dict:
     """Train and evaluate each seed, then write metrics/, plots/ and reports/run_card.json;
     `say` gets one line per finished seed. Returns the summary (metrics/scores.json)."""
     primary = params.evaluate.primary_metric
+    check_primary(params.task.kind, primary)  # before any seed trains, not after the first
     for seed in params.train.seeds:
-        trained = train.run(params, seed)
+        trained = train_seed.run(params, seed)
         scores = evaluate.run(params, seed)
         say(
             f"seed {seed}: best epoch {trained['best_epoch']} of {trained['epochs_run']}; val "

@@ -12,18 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file
 
-from avgate import calibration, diagnostics, metrics
+from avgate import calibration, metrics, model_diagnostics
 from avgate.config import Params
 from avgate.declare import ConfigError
 from avgate.files import atomic_dir, read_json, write_json, write_parquet
-from avgate.models.fit import pin_determinism
-from avgate.models.fused import rebuild_head
-from avgate.scoring import majority_class, predictions_table, split_scores
-from avgate.stages.inputs import (
+from avgate.layout.inputs import (
     DESCRIPTION,
-    WEIGHTS,
     Examples,
     examples,
     features,
@@ -32,35 +27,22 @@ from avgate.stages.inputs import (
     model_dir,
     predictions_dir,
 )
-from avgate.stages.profile import recorded
-
-
-def load_head(seed: int) -> tuple[torch.nn.Module, dict]:
-    """The trained head of one seed and its description."""
-    description = read_json(model_dir(seed) / DESCRIPTION)
-    architecture = description.get("architecture", {"kind": "mlp"})
-    model = rebuild_head(
-        architecture, description["in_dim"], len(description["classes"]), description["hidden"], 0.0
-    )
-    model.load_state_dict(load_file(model_dir(seed) / WEIGHTS))
-    model.eval()
-    return model, description
-
-
-def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
-    """Raw logits of `model` for features `x`."""
-    with torch.inference_mode():
-        return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+from avgate.profiles import recorded
+from avgate.scoring import majority_class, predictions_table, split_scores
+from avgate.stages.train.train_seed import lora_clips
+from avgate.training.determinism import pin_determinism
 
 
 def ablations(params: Params, model: torch.nn.Module, data: Examples, classes: list[str]) -> dict:
     """The primary metric on `data` with each modality ablated, and its drop (two modalities+)."""
+    from avgate.finetune.none import predict  # heads only: a LoRA model reads no embeddings
+
     primary = params.evaluate.primary_metric
 
     def score(probs: np.ndarray) -> float:
         return metrics.score(params.task.kind, data.labels, probs, classes)[primary]
 
-    return diagnostics.modality_reliance(
+    return model_diagnostics.modality_reliance(
         lambda x: calibration.softmax(predict(model, x)),
         score,
         data.x,
@@ -96,10 +78,10 @@ def _opened_test_labels(params: Params, index: pd.DataFrame) -> np.ndarray | Non
     None while the test split is sealed."""
     if params.evaluate.test != "open":
         return None
+    from avgate.gating.opening import open_test_split  # the ledger, only when opening
     from avgate.gating.pairing import ids_sha256
-    from avgate.stages.gate import open_test_split  # the ledger, only when opening
 
-    open_test_split(params, ids_sha256(index))
+    open_test_split(params.gate.candidate, ids_sha256(index))
     return labels_of(params, index)
 
 
@@ -113,12 +95,7 @@ def _evaluate(params: Params, seed: int) -> dict:
     metrics.check_primary(params.task.kind, params.evaluate.primary_metric)
     pin_determinism(seed, params.train.num_threads)
     lora = params.train.finetune == "lora"
-    if lora:
-        from avgate.stages import lora_train  # peft and transformers only when fine-tuning
-
-        model, description = None, read_json(model_dir(seed) / DESCRIPTION)
-    else:
-        model, description = load_head(seed)
+    description = read_json(model_dir(seed) / DESCRIPTION)
     classes = description["classes"]
     majority = majority_class(description["train_label_counts"])
     scores: dict = {
@@ -128,14 +105,21 @@ def _evaluate(params: Params, seed: int) -> dict:
     }
     with atomic_dir(predictions_dir(seed)) as tmp:
         if lora:
-            index, labels, logits, _ = lora_train.predict(params, seed, "val")
-            val = Examples(np.zeros((len(labels), 0), np.float32), labels, index)
-            test_index, _, test_logits, _ = lora_train.predict(params, seed, "test")
+            from avgate.finetune import lora as mode  # peft and transformers only when needed
+
+            model = mode.load(params, model_dir(seed), description)
+            index, logits = mode.predict(params, model, lora_clips(params, "val", labelled=False))
+            val = Examples(np.zeros((len(index), 0), np.float32), labels_of(params, index), index)
+            test_clips = lora_clips(params, "test", labelled=False)
+            test_index, test_logits = mode.predict(params, model, test_clips)
         else:
+            from avgate.finetune import none as mode
+
+            model = mode.load(params, model_dir(seed), description)
             val = examples(params, "val")
-            logits = predict(model, val.x)
+            logits = mode.predict(model, val.x)
             test_x, test_index = features(params, "test")
-            test_logits = predict(model, test_x)
+            test_logits = mode.predict(model, test_x)
         write_parquet(
             predictions_table(val.index, val.labels, logits, classes), tmp / "val.parquet"
         )

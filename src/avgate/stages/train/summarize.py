@@ -16,25 +16,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from avgate import diagnostics
+from avgate import model_diagnostics
 from avgate.config import Params
 from avgate.errors import StageError
 from avgate.files import read_json, write_csv, write_json
 from avgate.gating.pairing import ids_sha256
-from avgate.stages import run_card
-from avgate.stages.inputs import (
-    DESCRIPTION,
-    live_dir,
-    model_dir,
-    predicted_labels,
-    predictions_dir,
-)
+from avgate.layout.inputs import DESCRIPTION, live_dir, model_dir, predicted_labels, predictions_dir
+from avgate.layout.results import DIAGNOSTICS, EFFICIENCY, EVAL_METRICS, RUN_CARD, SCORES
+from avgate.stages.train import run_card
 
-EVAL_METRICS = Path("metrics/eval.json")  # the headline `dvc exp show` lists (`metrics:`)
-SCORES = Path("metrics/scores.json")  # every metric, per seed: read by the gate and reports
-DIAGNOSTICS = Path("metrics/diagnostics.json")
-EFFICIENCY = Path("metrics/efficiency.json")
-RUN_CARD = Path("reports/run_card.json")
 PLOTS = Path("plots")
 CURVES = ("train_loss", "val_loss", "val_accuracy")
 CALIBRATION_SCORES = ("ece", "adaptive_ece", "classwise_ece", "nll", "brier")
@@ -135,8 +125,8 @@ def diagnostics_report(per_seed: dict[int, dict], tables: list[pd.DataFrame]) ->
     """metrics/diagnostics.json: per class, per group, always-wrong rows, clustering, ablations."""
     seeds = sorted(per_seed)
     keys = ["clip_id", "t"] if "t" in tables[0] else ["clip_id"]
-    wrong = diagnostics.wrong_in_every_seed(tables, keys)
-    group = [diagnostics.group_scores(t, lambda a, b: float((a == b).mean())) for t in tables]
+    wrong = model_diagnostics.wrong_in_every_seed(tables, keys)
+    group = [model_diagnostics.group_scores(t, lambda a, b: float((a == b).mean())) for t in tables]
     per_group = mean_of([g["per_group"] for g in group])
     ablation = [per_seed[s][f"modality_ablation_{SPLIT}"] for s in seeds]
     return {

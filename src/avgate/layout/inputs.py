@@ -1,8 +1,9 @@
 """Records several stages share: usable clips with their split, fused embeddings, labels.
 
-The embeddings of all encoders in `embed.encoders` are fused by concatenation; their indexes
-must agree row for row. For `task.kind: clip`, the seconds of each clip are pooled into one row
-(mean, then max).
+The embeddings of all encoders in `embed.encoders` are fused by concatenation, in the order the
+mapping lists them; their indexes must agree row for row. For `task.kind: clip`, the seconds of
+each clip are pooled into one row (mean, then max). The clips in play and the embeddings' folders
+are in stages/clips.py, which the embed stage imports without this module.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ import pandas as pd
 
 from avgate.config import Params
 from avgate.errors import StageError
+from avgate.layout.clips import embedding_dir
 from avgate.scoring import logits_of
 
 if TYPE_CHECKING:  # torch loads with the models: the gate, which reads only files, skips it
     from avgate.models.fused import Block
 
-SPLITS = ("train", "val", "test")
 EVAL_SPLITS = ("val", "test")
-EMBEDDINGS = Path("data/embeddings")
 WEIGHTS = "head.safetensors"
 DESCRIPTION = "head.json"
 
@@ -52,19 +52,6 @@ def predicted_labels(table: pd.DataFrame) -> np.ndarray:
     return np.asarray(classes)[logits.argmax(axis=1)]
 
 
-def embedding_dir(encoder: str) -> Path:
-    """Where the embeddings of one encoder live."""
-    return EMBEDDINGS / encoder
-
-
-def usable_clips(params: Params) -> pd.DataFrame:
-    """Manifest rows with status ok, joined with their split, ordered by clip_id."""
-    manifest = pd.read_parquet(params.data.interim_dir / "manifest.parquet")
-    splits = pd.read_parquet(params.data.splits_dir / "splits.parquet")
-    clips = manifest[manifest["status"] == "ok"].merge(splits, on="clip_id", how="inner")
-    return clips.sort_values("clip_id").reset_index(drop=True)
-
-
 @dataclass(frozen=True)
 class Examples:
     """Model inputs of one split: features x, string labels, and the (clip_id[, t]) index."""
@@ -77,7 +64,8 @@ class Examples:
 def fused_embeddings(params: Params, split: str) -> tuple[np.ndarray, pd.DataFrame]:
     """Concatenate every encoder's embeddings of `split`; return features and (clip_id, t) index."""
     parts, index = [], None
-    for name in params.embed.encoders:
+    names = list(params.embed.encoders)
+    for name in names:
         folder = embedding_dir(name)
         if not (folder / f"{split}.npy").exists():
             raise StageError(f"{folder / f'{split}.npy'}: missing; run `dvc repro embed@{name}`")
@@ -86,7 +74,7 @@ def fused_embeddings(params: Params, split: str) -> tuple[np.ndarray, pd.DataFra
             index = this
         elif not index.equals(this):
             raise StageError(
-                f"{folder}: rows differ from {embedding_dir(params.embed.encoders[0])}; "
+                f"{folder}: rows differ from {embedding_dir(names[0])}; "
                 "re-run `dvc repro` so that every encoder embeds the same clips"
             )
         parts.append(np.load(folder / f"{split}.npy", mmap_mode="r"))

@@ -19,8 +19,8 @@ import yaml
 from avgate.config import Params
 from avgate.declare import PARAMS_FILE
 from avgate.files import sha256_of
+from avgate.layout.clips import embedding_dir
 from avgate.numerics import pinned_environment
-from avgate.stages.inputs import embedding_dir
 
 PACKAGES = ("avgate", "torch", "torchaudio", "dvc", "dvclive", "numpy", "pandas", "scipy",
             "scikit-learn", "av", "soundfile", "safetensors")  # fmt: skip
@@ -47,8 +47,9 @@ def stage_params(raw: dict) -> dict:
     changes, since DVC does not re-run train for it.
 
     >>> stage_params({"data": {"name": "demo", "format": "ave"}, "gate": {"stage": "x"},
-    ...               "embed": {"encoders": ["logmel"], "dtype": "float32"}, "train": {"lr": 1}})
-    {'data': {'name': 'demo'}, 'embed': {'encoders': ['logmel']}, 'train': {'lr': 1}}
+    ...               "embed": {"encoders": {"logmel": "logmel"}, "dtype": "float32"},
+    ...               "train": {"lr": 1}})
+    {'data': {'name': 'demo'}, 'embed': {'encoders': {'logmel': 'logmel'}}, 'train': {'lr': 1}}
     """
     embed = raw.get("embed", {})
     found = {

@@ -8,9 +8,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from avgate import report
+from avgate import comparison
 from avgate.files import atomic_path, read_json
-from avgate.stages.summarize import DIAGNOSTICS, EFFICIENCY, SCORES
+from avgate.layout.results import DIAGNOSTICS, EFFICIENCY, SCORES
 
 OUT = Path("reports/report.md")
 PLOTS = Path("reports/plots")
@@ -35,7 +35,7 @@ def plots_diff(rev: str, out: Path) -> str | None:
 
 def run(rev: str, out: Path = OUT, plots: Path = PLOTS) -> Path:
     """Write the report of the workspace against `rev`; return its path."""
-    text = report.render(
+    text = comparison.render(
         read_json(SCORES),
         metrics_at(rev, SCORES),
         rev,

@@ -1,0 +1,2 @@
+"""Commands people type that are not DVC stages: `avgate report`, `avgate verify` and
+`avgate plan check`."""
