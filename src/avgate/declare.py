@@ -363,3 +363,19 @@ def _finite(value: float) -> bool:
         return math.isfinite(value)
     except OverflowError:  # an integer beyond float's range
         return False
+
+
+def check_options_type(cls: type) -> None:
+    """TypeError unless the plugin class's `options_type` is a frozen dataclass of `param`
+    fields: what a registry checks when a plugin registers."""
+    options = getattr(cls, "options_type", None)
+    if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
+        raise TypeError(f"{cls.__name__}.options_type must be a dataclass of its options")
+    if not options.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        raise TypeError(f"{cls.__name__}.options_type {options.__name__} must be frozen")
+    undeclared = [f.name for f in dataclasses.fields(options) if SPEC not in f.metadata]
+    if undeclared:
+        raise TypeError(
+            f"{cls.__name__}.options_type: declare {undeclared} with avgate.declare.param "
+            "(a default and a meaning)"
+        )

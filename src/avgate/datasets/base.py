@@ -8,7 +8,6 @@ sit in params.yaml as the section `data.<name>`. docs/extending.md walks through
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from avgate.datasets.checks import Records
-from avgate.declare import SPEC
+from avgate.declare import check_options_type
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ def register(name: str) -> Callable[[Format], Format]:
             text = getattr(cls, attribute, None)
             if not isinstance(text, str) or not text.strip():
                 raise TypeError(f"{cls.__name__}.{attribute} must be a non-empty string")
-        _check_options_type(cls)
+        check_options_type(cls)
         if name in FORMATS:
             raise ValueError(f"dataset format {name!r} is registered twice")
         cls.name = name
@@ -77,18 +76,3 @@ def register(name: str) -> Callable[[Format], Format]:
         return cls
 
     return add
-
-
-def _check_options_type(cls: type[DatasetFormat]) -> None:
-    """TypeError unless the format's `options_type` is a frozen dataclass of `param` fields."""
-    kind = cls.options_type
-    if not (isinstance(kind, type) and dataclasses.is_dataclass(kind)):
-        raise TypeError(f"{cls.__name__}.options_type must be a dataclass of its options")
-    if not kind.__dataclass_params__.frozen:  # type: ignore[attr-defined]
-        raise TypeError(f"{cls.__name__}.options_type {kind.__name__} must be frozen")
-    undeclared = [f.name for f in dataclasses.fields(kind) if SPEC not in f.metadata]
-    if undeclared:
-        raise TypeError(
-            f"{cls.__name__}.options_type: declare {undeclared} with avgate.declare.param "
-            "(a default and a meaning)"
-        )

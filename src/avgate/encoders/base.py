@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
-from avgate.declare import PARAMS_FILE, SPEC, ConfigError, section
+from avgate.declare import PARAMS_FILE, ConfigError, check_options_type, section
 
 if TYPE_CHECKING:
     pass
@@ -161,18 +161,10 @@ def register(kind: str) -> Callable[[Kind], Kind]:
 
 
 def _check_options_type(cls: type[Encoder]) -> None:
-    """TypeError unless `options_type` is a frozen dataclass of `param` fields."""
-    options = getattr(cls, "options_type", None)
-    if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
-        raise TypeError(f"{cls.__name__}.options_type must be a dataclass of its options")
-    if not options.__dataclass_params__.frozen:  # type: ignore[attr-defined]
-        raise TypeError(f"{cls.__name__}.options_type {options.__name__} must be frozen")
-    undeclared = [f.name for f in dataclasses.fields(options) if SPEC not in f.metadata]
-    if undeclared:
-        raise TypeError(
-            f"{cls.__name__}.options_type: declare {undeclared} with avgate.declare.param "
-            "(a default and a meaning)"
-        )
+    """TypeError unless `options_type` is a frozen dataclass of `param` fields whose names
+    `not_in_identity` may name."""
+    check_options_type(cls)
+    options = cls.options_type
     unknown = sorted(set(cls.not_in_identity) - {f.name for f in dataclasses.fields(options)})
     if unknown:
         raise TypeError(f"{cls.__name__}.not_in_identity names no option: {unknown}")

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from avgate.declare import PARAMS_FILE, ConfigError
+from avgate.declare import PARAMS_FILE, ConfigError, check_options_type
 from avgate.eventness.data import SecondsData
 
 
@@ -63,8 +63,7 @@ def register(name: str) -> Callable[[Method], Method]:
     def add(cls: Method) -> Method:
         if not issubclass(cls, EventnessMethod):
             raise TypeError(f"{cls.__name__} is not an EventnessMethod")
-        if not dataclasses.is_dataclass(getattr(cls, "options_type", None)):
-            raise TypeError(f"{cls.__name__}.options_type must be a dataclass of its options")
+        check_options_type(cls)
         if name in METHODS:
             raise ValueError(f"eventness method {name!r} is registered twice")
         cls.name = name
