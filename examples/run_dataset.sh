@@ -23,9 +23,16 @@ if ! git diff --cached --quiet -- "data/raw/$name.dvc" data/raw/.gitignore; then
 fi
 
 dvc exp remove --quiet "$experiment" 2>/dev/null || true   # a re-run replaces the experiment
-# up to train: these examples compare nothing yet; gating a clip task needs a gates.yaml whose
-# primary_metric is its own (accuracy), and the demo plan names segment_accuracy
-dvc exp run --name "$experiment" -S "data.name=$name" "$@" train
+# the plan judges the metric the experiment scores: the gate refuses a gates.yaml whose
+# primary_metric differs from evaluate.primary_metric (a clip task scores accuracy)
+for arg in "$@"; do
+  case $arg in evaluate.primary_metric=*) primary=${arg#*=} ;; esac
+done
+if [ -n "${primary:-}" ] && ! grep -q "^primary_metric: $primary\b" gates.yaml; then
+  sed -i "s/^primary_metric: .*/primary_metric: $primary/" gates.yaml
+  git commit --quiet -m "gates.yaml judges $primary, the metric of $name" -- gates.yaml
+fi
+dvc exp run --name "$experiment" -S "data.name=$name" "$@"
 
 python - <<'PY'
 import json
