@@ -7,7 +7,8 @@ import pytest
 
 from avgate.gating.pairing import UnpairedError
 from avgate.gating.promote import PromotionError, _changed, _finished, pin_baseline
-from avgate.gating.selection import choose, compare
+from avgate.gating.selection import NoWinner, choose, compare
+from avgate.gating.spec import parse_spec
 
 SELECTION = {"split": "val", "seeds": [0, 1, 2], "rule": "max_mean_delta"}
 
@@ -60,6 +61,28 @@ def test_the_largest_mean_delta_wins_without_a_tie():
     rows = {n: compare(SELECTION, "acc", "maximize", BASE, run(s)) for n, s in
             {"x": [0.9, 0.6, 0.6], "y": [0.75, 0.75, 0.75]}.items()}  # fmt: skip
     assert choose(SELECTION, rows)[0] == "y"
+
+
+def test_min_mean_delta_leaves_out_candidates_below_it_and_stops_when_none_is_left():
+    selection = SELECTION | {"min_mean_delta": 0.02}
+    rows = {n: compare(selection, "acc", "maximize", BASE, run(s)) for n, s in
+            {"x": [0.72, 0.74, 0.73], "y": [0.71, 0.72, 0.71]}.items()}  # fmt: skip
+    assert choose(selection, rows)[0] == "x"  # +0.02: at the floor, kept
+    with pytest.raises(NoWinner, match=r"below selection.min_mean_delta \+0.0300 \(x \+0.0200, y"):
+        choose(SELECTION | {"min_mean_delta": 0.03}, rows)
+    assert choose(SELECTION, {"y": rows["y"]})[0] == "y"  # no floor: the best, however small
+
+
+def test_a_plan_without_min_mean_delta_hashes_as_before_and_one_with_it_differs():
+    plan = {"primary_metric": "accuracy", "baseline": "b", "alpha_correction": "bonferroni",
+            "min_groups": 2, "selection": dict(SELECTION),
+            "stages": [{"name": "t", "split": "test", "seeds": [0, 1, 2], "looks": 1,
+                        "statistic": "paired_t", "alternative": "greater", "alpha": 0.05,
+                        "min_delta": 0.0}]}  # fmt: skip
+    with_floor = {**plan, "selection": SELECTION | {"min_mean_delta": 0.0}}
+    assert "min_mean_delta" not in parse_spec(plan, "gates.yaml").selection
+    assert parse_spec(with_floor, "gates.yaml").selection["min_mean_delta"] == 0.0
+    assert parse_spec(with_floor, "gates.yaml").hash != parse_spec(plan, "gates.yaml").hash
 
 
 def test_pin_baseline_moves_only_the_top_level_key():

@@ -88,7 +88,11 @@ class Promotion:
         base_eval = baseline.read_json(SCORES.as_posix())
         names = self.queue(spec)
         runs = self.wait(names)
-        winner, why, overrides = self.select(spec, base_eval, runs)
+        try:
+            winner, why, overrides = self.select(spec, base_eval, runs)
+        except selection.NoWinner as error:
+            self.say(f"STOPPED before any test look: {error}")
+            return {"decision": "stopped", "reason": str(error), "line": self.line}
         self.say(f"selected {winner} ({', '.join(overrides)}): {why}")
         self.sh("dvc", "exp", "apply", winner)
         for stage in spec.stages:

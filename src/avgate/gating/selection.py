@@ -4,7 +4,8 @@ Each candidate is compared with the baseline on `selection.split` and `selection
 by seed, from the two runs' `metrics/eval.json` (per-seed values, the split's ordered sample-id
 hash, the trainable parameter count). The rule `max_mean_delta` keeps the largest mean delta
 (oriented so positive is better); equal means are broken by `tie_break`: `lower_ece` (mean ECE
-on the selection split) or `fewer_parameters`. Only validation numbers are read here.
+on the selection split) or `fewer_parameters`. With `min_mean_delta`, candidates below it are
+out, and `NoWinner` says so when none is left. Only validation numbers are read here.
 
 >>> def run(values, ece):
 ...     return {"ids_sha256": {"val": "h"}, "trainable_parameters": 10,
@@ -25,6 +26,10 @@ import numpy as np
 from avgate.gating.pairing import UnpairedError, check_seeds
 
 TIE_TOLERANCE = 1e-12
+
+
+class NoWinner(ValueError):
+    """Every candidate of the sweep fell below `selection.min_mean_delta`."""
 
 
 def _seeds(run: dict, split: str, metric: str) -> list[int]:
@@ -75,6 +80,16 @@ def choose(selection: dict, rows: dict[str, dict]) -> tuple[str, str]:
     """The winning candidate's name and why it won, by `selection.rule` then `tie_break`."""
     if not rows:
         raise ValueError("no candidates to choose from")
+    floor = selection.get("min_mean_delta")
+    if floor is not None:
+        below = {name: row["mean_delta"] for name, row in rows.items() if row["mean_delta"] < floor}
+        if len(below) == len(rows):
+            listed = ", ".join(f"{name} {delta:+.4f}" for name, delta in sorted(below.items()))
+            raise NoWinner(
+                f"every candidate's mean {next(iter(rows.values()))['split']} delta is below "
+                f"selection.min_mean_delta {floor:+.4f} ({listed})"
+            )
+        rows = {name: row for name, row in rows.items() if name not in below}
     best = max(row["mean_delta"] for row in rows.values())
     tied = sorted(name for name, row in rows.items() if best - row["mean_delta"] <= TIE_TOLERANCE)
     reason = (

@@ -86,6 +86,11 @@ class SelectionKeys:
     seeds: list[int] = param(REQUIRED, "the seeds each candidate is trained with", *SEEDS)
     rule: str = param(REQUIRED, "how the winner is chosen", one_of(*RULES))
     tie_break: str | None = param(None, "how a tie is broken", one_of(*TIE_BREAKS))
+    min_mean_delta: float | None = param(
+        None,
+        "optional: a candidate whose mean delta on the split is lower is out; when none is left "
+        "the protocol stops before any test look",
+    )
 
 
 @dataclass(frozen=True)
@@ -224,8 +229,9 @@ def parse_spec(data: Any, source: str) -> GateSpec:
     if repeated:
         fail("stages", f"must have unique names; repeated: {repeated}", names, source)
     selection = dataclasses.asdict(keys.selection)
-    if selection["tie_break"] is None:
-        del selection["tie_break"]
+    for optional in ("tie_break", "min_mean_delta"):  # absent: the hash of plans without them
+        if selection[optional] is None:
+            del selection[optional]
     spec = GateSpec(
         primary_metric=metric.name,
         direction=metric.direction,
