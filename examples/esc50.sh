@@ -9,5 +9,7 @@ if [ $# -ne 1 ] || [ ! -f "$1/meta/esc50.csv" ] || [ ! -d "$1/audio" ]; then
   exit 2
 fi
 exec "$(dirname "$0")/run_dataset.sh" "$1" esc50 esc50-folds \
-  -S data.format=esc50 -S task.kind=clip -S '~embed.encoders.frames' \
+  -S data.format=esc50 -S task.kind=clip \
+  -S budget.policy=off -S '~embed.encoders.frames' -S '~embed.encoders.frames_low' \
+  -S '~embed.encoders.frames_high' \
   -S evaluate.primary_metric=accuracy -S split.method=predefined -S split.test_fold=1

@@ -8,6 +8,8 @@ from avgate.numerics import pin_environment
 pin_environment()  # before torch loads: the in-process stage runs get the stages' CPU kernels
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,23 +29,46 @@ SMALL = {
         "event_seconds": [1, 3],
         "snr_db": [0.0, 12.0],
         "shape_opacity": [0.6, 1.0],
+        "visual_cue": "shape",  # the class visible at any size and audible: the tests' demo
+        "audio_cue": "class",
         "workers": 2,
     },
     "ingest": {"workers": 0},
-    "embed": {"workers": 0},
-    "train": {"seeds": [0, 1], "max_epochs": 30, "patience": 5},
+    "embed": {  # 4 s clips: 52² + 3 x 12² = 4 x 28², the budget's sizes at k=1 (equal budgets)
+        "workers": 0,
+        "frames": {"size": 28},
+        "frames_low": {"size": 12},
+        "frames_high": {"size": 52},
+    },
+    "budget": {"k": 1},
+    "train": {"seeds": [0, 1], "max_epochs": 30, "patience": 5, "clip_context": False},
 }
 
 
 def run_until_train(params: Params) -> None:
-    """Run ingest, split, every embed and the audit in-process, as `dvc repro` would."""
-    from avgate.stages import audit_embeddings, embed, ingest, split
+    """Run ingest, split, every embed, the audit and budget in-process, as `dvc repro` would, and
+    eventness where the budget reads it (`budget.policy` on)."""
+    from avgate.stages import audit_embeddings, budget, embed, eventness, ingest, split
 
     ingest.run(params)
     split.run(params)
     for name in params.embed.encoders:
         embed.run(params, name)
     audit_embeddings.run(params)
+    if params.budget.policy != "off":
+        eventness.run(params)
+    budget.run(params)
+
+
+@contextmanager
+def embedded_project(small_demo: Path, root: Path) -> Iterator[Path]:
+    """`root` holding the small demo, run through `run_until_train`; the working directory
+    while the context lasts (for module-scoped fixtures, which cannot use `monkeypatch`)."""
+    shutil.copytree(small_demo, root / "data/raw/demo")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        run_until_train(write_params(root, {}))
+        yield root
 
 
 def train_every_seed(params: Params) -> None:
@@ -69,7 +94,12 @@ def merge(base: dict, overrides: dict, where: tuple[str, ...] = ()) -> dict:
 
 
 def write_params(root: Path, overrides: dict) -> Params:
-    """Write the repo's params.yaml with the small settings and `overrides` into `root`."""
+    """Write the repo's params.yaml with the small settings and `overrides` into `root`.
+
+    Overrides that choose `embed.encoders` and say nothing of `budget` get `budget.policy: off`:
+    the budget's three visual encoders are the repo's, not theirs."""
+    if "encoders" in overrides.get("embed", {}) and "budget" not in overrides:
+        overrides = {**overrides, "budget": {"policy": "off"}}
     data = merge(merge(yaml.safe_load((REPO / "params.yaml").read_text()), SMALL), overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     return Params.from_dict(data)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from avgate import budget
-from avgate.budget import BudgetParams, allocate
+from avgate.budget import Budget, allocate
 from avgate.declare import ConfigError
 
 SIZES = [32, 58, 67, 112]
@@ -20,8 +20,8 @@ def table(**clips: list[float]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["clip_id", "t", "score"])
 
 
-def anchored(**changes) -> BudgetParams:
-    return BudgetParams(**{"policy": "anchored_topk", "k": 2, **changes})
+def anchored(**changes) -> Budget:
+    return Budget(**{"policy": "anchored_topk", "k": 2, **changes})
 
 
 def chosen(allocation: budget.Allocation, clip_id: str) -> list[int]:
@@ -39,7 +39,7 @@ def highs(scores: list[float], **changes) -> list[int]:
 
 
 def test_uniform_gives_every_second_the_uniform_size_and_never_falls_back():
-    allocation = allocate(table(a=[0.0, 5.0, 0.0], b=[1.0]), BudgetParams(fallback_std=9.0))
+    allocation = allocate(table(a=[0.0, 5.0, 0.0], b=[1.0]), Budget(fallback_std=9.0))
     assert allocation.seconds.to_dict("list") == {
         "clip_id": ["a", "a", "a", "b"],
         "t": [0, 1, 2, 0],
@@ -166,7 +166,7 @@ def test_malformed_scores_are_refused(scores, message):
 )
 def test_budget_params_name_the_key_they_refuse(changes, message):
     with pytest.raises(ConfigError, match=r"^params\.yaml: " + message):
-        BudgetParams(**changes)
+        Budget(**changes)
 
 
 # --- cost and equal budgets ---------------------------------------------------------------------
@@ -208,23 +208,23 @@ def test_the_planned_budgets_match_what_allocation_spends_on_ten_second_clips():
     scores = table(**{f"c{i}": rng.random(10).tolist() for i in range(20)})
     scores.loc[scores["clip_id"] == "c0", "score"] = 0.5  # a flat clip: falls back
     params = anchored(k=3, fallback_std=0.01)
-    uniform = budget.cost(allocate(scores, BudgetParams(uniform=67)), PIXELS)
+    uniform = budget.cost(allocate(scores, Budget(uniform=67)), PIXELS)
     anchored_cost = budget.cost(allocate(scores, params), PIXELS)
-    assert uniform == 20 * budget.planned_cost(BudgetParams(uniform=67), 10, PIXELS) == 897800
+    assert uniform == 20 * budget.planned_cost(Budget(uniform=67), 10, PIXELS) == 897800
     assert anchored_cost == 19 * budget.planned_cost(params, 10, PIXELS) + 10 * 67**2
     budget.check_equal_budgets(uniform, anchored_cost)
 
 
 def test_uniform_for_finds_the_size_that_matches_the_anchored_budget():
     # T=10, k=3: 3·112² + 7·32² = 44800 ≈ 10·67² = 44890 (-0.20%)
-    assert budget.uniform_for(BudgetParams(k=3), 10, SIZES, PIXELS) == 67
-    assert budget.uniform_for(BudgetParams(k=1, adjacent=True), 10, SIZES, PIXELS) == 67
+    assert budget.uniform_for(Budget(k=3), 10, SIZES, PIXELS) == 67
+    assert budget.uniform_for(Budget(k=1, adjacent=True), 10, SIZES, PIXELS) == 67
 
 
 def test_uniform_for_lists_the_pairs_that_match_when_none_does_at_this_k():
     # T=10, k=2: 2·112² + 8·32² = 33280, uniform needs 57.7², and 10·58² = 33640 is 1.07% off
     with pytest.raises(ValueError) as raised:
-        budget.uniform_for(BudgetParams(k=2), 10, SIZES, PIXELS)
+        budget.uniform_for(Budget(k=2), 10, SIZES, PIXELS)
     message = str(raised.value)
     assert "nearest: 58, -1.07%" in message
     assert "(k, size, gap) pairs that do: [(3, 67, -0.002)]" in message
@@ -232,13 +232,13 @@ def test_uniform_for_lists_the_pairs_that_match_when_none_does_at_this_k():
 
 def test_equalising_pairs_skip_k_that_leaves_no_second_low():
     # k=10 would spend 10·112², as uniform at 112 does, but anchors nothing
-    assert budget.equalising_pairs(BudgetParams(), 10, [112], PIXELS) == []
+    assert budget.equalising_pairs(Budget(), 10, [112], PIXELS) == []
 
 
 def test_a_lower_low_size_equalises_k_2():
     # T=10, k=2, low=16: 2·112² + 8·16² = 27136 ≈ 10·52² = 27040 (+0.36%)
     prices = budget.pixel_costs(16, 52, 58, 112)
-    assert budget.equalising_pairs(BudgetParams(low=16), 10, [52, 58], prices) == [(2, 52, 0.0036)]
+    assert budget.equalising_pairs(Budget(low=16), 10, [52, 58], prices) == [(2, 52, 0.0036)]
 
 
 # --- properties ---------------------------------------------------------------------------------
@@ -246,7 +246,7 @@ def test_a_lower_low_size_equalises_k_2():
 score_values = st.one_of(st.integers(0, 3).map(float), st.floats(-1e3, 1e3, allow_nan=False))
 clips = st.lists(st.lists(score_values, min_size=1, max_size=12), min_size=1, max_size=6)
 params = st.builds(
-    BudgetParams,
+    Budget,
     policy=st.sampled_from(sorted(budget.POLICIES)),
     k=st.integers(1, 5),
     adjacent=st.booleans(),
@@ -292,7 +292,7 @@ def test_registered_policy_keeps_the_contract(name):
     cls = budget.POLICIES[name]
     assert issubclass(cls, budget.Policy) and cls.name == name
     assert isinstance(cls.uses_eventness, bool)
-    params = BudgetParams(policy=name, k=2, adjacent=True, shift=1)
+    params = Budget(policy=name, k=2, adjacent=True, shift=1)
     policy = cls(params)
     rng = np.random.default_rng(0)
     for seconds in [1, 2, 3, 7, 10, 15]:

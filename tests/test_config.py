@@ -18,7 +18,12 @@ def test_repo_params_load_with_their_stated_values():
     params = Params.load(REPO / "params.yaml")
     assert params.task.kind == "event"
     assert params.train.seeds == [0, 1, 2]
-    assert params.embed.encoders == {"logmel": "logmel", "frames": "frames"}
+    assert params.embed.encoders == {
+        "logmel": "logmel", "frames": "frames", "frames_low": "frames", "frames_high": "frames"
+    }  # fmt: skip
+    assert params.budget.policy == "uniform" and params.budget.encoders() == (
+        "frames_low", "frames", "frames_high"
+    )  # fmt: skip
     assert params.evaluate.primary_metric == "segment_accuracy"
 
 

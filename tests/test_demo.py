@@ -7,10 +7,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avgate.demo.dataset import CLASSES, CORRUPTIONS, DemoConfig, generate, plan
+from avgate.config import Params
+from avgate.declare import ConfigError
+from avgate.demo.dataset import (
+    AUDIO_CUES,
+    CLASSES,
+    CORRUPTIONS,
+    VISUAL_CUES,
+    DemoConfig,
+    generate,
+    plan,
+)
 from avgate.media import MediaError, decode_audio, verify
+from avgate.stages import demo_data
 
 SMALL = DemoConfig(seed=3, n_clips=6, clip_seconds=4, min_event_seconds=1, max_event_seconds=3)
+TEXTURED = replace(SMALL, visual_cue="texture", audio_cue="onset")
 
 
 def digests(root: Path) -> dict[str, str]:
@@ -36,6 +48,15 @@ def test_same_config_gives_identical_files_whatever_the_workers(small, tmp_path,
     again = digests(tmp_path / "again")
     assert len(again) == SMALL.n_clips + 3
     assert again == digests(small)
+
+
+def test_the_texture_and_onset_cues_give_identical_files_and_other_clips(small, tmp_path):
+    generate(TEXTURED, tmp_path / "one", progress=False)
+    generate(TEXTURED, tmp_path / "two", workers=2, progress=False)
+    one, two, shapes = digests(tmp_path / "one"), digests(tmp_path / "two"), digests(small)
+    assert one == two
+    assert one["Annotations.txt"] == shapes["Annotations.txt"]  # the cues change no plan
+    assert all(one[f"v{i:04d}.mp4"] != shapes[f"v{i:04d}.mp4"] for i in range(SMALL.n_clips))
 
 
 def test_different_seed_gives_different_files(small, tmp_path):
@@ -67,8 +88,9 @@ def test_tables_and_summary_agree(tmp_path):
     assert (tmp_path / "d" / "corrupt.csv").read_text() == "video_id,corruption\n"
 
 
-def test_event_seconds_are_louder_than_background_seconds(tmp_path):
-    config = replace(SMALL, snr_db=(20.0, 20.0))
+@pytest.mark.parametrize("audio_cue", AUDIO_CUES)
+def test_event_seconds_are_louder_than_background_seconds(tmp_path, audio_cue):
+    config = replace(SMALL, snr_db=(20.0, 20.0), audio_cue=audio_cue)
     generate(config, tmp_path / "loud", progress=False)
     rate = config.sample_rate
     for label, video_id, _, start, end in annotations(tmp_path / "loud"):
@@ -78,6 +100,25 @@ def test_event_seconds_are_louder_than_background_seconds(tmp_path):
         in_event = np.zeros(config.clip_seconds, bool)
         in_event[int(start) : int(end)] = True
         assert energy[in_event].min() > 10 * energy[~in_event].max(), label
+
+
+def spectral_centroids(config: DemoConfig, root: Path) -> list[float]:
+    """The spectral centroid (Hz) of each clip's event seconds."""
+    generate(config, root, progress=False)
+    rate, centroids = config.sample_rate, []
+    for _, video_id, _, start, end in annotations(root):
+        audio = decode_audio(root / f"{video_id}.mp4", rate)[int(start) * rate : int(end) * rate]
+        power = np.abs(np.fft.rfft(audio)) ** 2
+        centroids.append(float((power * np.fft.rfftfreq(len(audio), 1 / rate)).sum() / power.sum()))
+    return centroids
+
+
+def test_the_onset_cue_sounds_the_same_for_every_class(tmp_path):
+    loud = replace(SMALL, snr_db=(20.0, 20.0))
+    own = spectral_centroids(loud, tmp_path / "class")  # 6 clips, one per class
+    shared = spectral_centroids(replace(loud, audio_cue="onset"), tmp_path / "onset")
+    assert max(own) > 10 * min(own)  # a rumble and a bell
+    assert max(shared) < 1.1 * min(shared)
 
 
 @pytest.mark.parametrize(("confound", "low", "high"), [(0.0, 0.1, 0.25), (0.3, 0.35, 0.5)])
@@ -129,8 +170,32 @@ def test_existing_out_dir_is_replaced_whole(tmp_path):
 
 @pytest.mark.parametrize(
     "change",
-    [{"size": 63}, {"n_groups": 5}, {"min_event_seconds": 5}, {"confound": 1.5}, {"seed": -1}],
+    [
+        {"size": 63},
+        {"n_groups": 5},
+        {"min_event_seconds": 5},
+        {"confound": 1.5},
+        {"seed": -1},
+        {"visual_cue": "colour"},
+        {"audio_cue": "speech"},
+        {"visual_cue": "texture", "size": 66},  # the texture fills 4 x 4 blocks
+    ],
 )
 def test_invalid_config_is_rejected(change):
     with pytest.raises(ValueError, match="DemoConfig"):
         replace(SMALL, **change)
+
+
+@pytest.mark.parametrize(
+    ("visual_cue", "audio_cue"), list(zip(VISUAL_CUES, AUDIO_CUES, strict=True))
+)
+def test_the_demo_params_choose_the_cues(visual_cue, audio_cue):
+    params = Params.from_dict({"demo": {"visual_cue": visual_cue, "audio_cue": audio_cue}})
+    config = demo_data._demo_config(params)
+    assert (config.visual_cue, config.audio_cue) == (visual_cue, audio_cue)
+
+
+@pytest.mark.parametrize("key", ["visual_cue", "audio_cue"])
+def test_an_unknown_cue_is_refused_naming_the_key(key):
+    with pytest.raises(ConfigError, match=rf"demo\.{key} must be one of \["):
+        Params.from_dict({"demo": {key: "colour"}})

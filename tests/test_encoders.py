@@ -1,9 +1,14 @@
+import itertools
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
 
 from avgate.config import EmbedParams
 from avgate.declare import ConfigError
+from avgate.demo.dataset import CLASSES, TEXTURES, DemoConfig, generate
+from avgate.encoders.frames import DETAIL_LAGS, DETAIL_STEPS, detail
 from avgate.encoders.registry import build, make
 
 
@@ -80,7 +85,66 @@ def test_frames_features_see_the_foreground_not_the_tint():
         assert s[:5].max() == 0 and s[5:].min() == pytest.approx(64 / 1024)
     colour = [f[5:, 1:4] for f in features]  # mean foreground colour: the square's, any tint
     np.testing.assert_allclose(colour[0], colour[1], atol=0.02)
-    assert features[0].shape[1] == encoder.dim == 3 * 8 + 16 + 11
+    assert features[0].shape[1] == encoder.dim == 3 * 8 + 16 + 19
+
+
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_frames_dim_depends_on_the_options_not_the_size(size):
+    encoder = make("frames", size=size)
+    clip = np.random.default_rng(0).integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    assert encoder.dim == make("frames").dim == 3 * 8 + 16 + 19
+    assert encoder.frame_features(clip).shape == (3, encoder.dim)
+
+
+def test_detail_is_the_mean_gap_between_foreground_pixels_along_each_direction():
+    y, x = np.mgrid[0:8, 0:8]
+    lines = (y % 2).astype(np.float32)[None]  # horizontal lines, period 2
+    everywhere = np.ones((1, 8, 8), bool)
+    gaps = detail(lines, everywhere).reshape(len(DETAIL_LAGS), len(DETAIL_STEPS))
+    np.testing.assert_allclose(gaps, [[0, 1, 1, 1], [0, 0, 0, 0]])  # rows, columns, diagonals
+    left = everywhere.copy()
+    left[:, :, 4:] = False
+    np.testing.assert_allclose(detail(lines, left), detail(lines[:, :, :4], everywhere[:, :, :4]))
+    assert not detail(lines, ~everywhere).any()
+
+
+TEXTURED = DemoConfig(
+    n_clips=6, clip_seconds=3, min_event_seconds=3, max_event_seconds=3, visual_cue="texture"
+)  # one clip per class, the event all along
+
+
+@pytest.fixture(scope="module")
+def textured(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("textured")
+    generate(TEXTURED, root, progress=False)
+    rows = (root / "Annotations.txt").read_text().splitlines()[1:]
+    return {row.split("&")[0]: root / f"{row.split('&')[1]}.mp4" for row in rows}
+
+
+def detail_gaps(textured: dict[str, Path], size: int) -> dict[tuple[str, str], float]:
+    """The largest difference in mean detail features between each two classes' clips, with
+    the clips decoded at size x size."""
+    encoder = make("frames", size=size)
+    mean = {
+        name: encoder.frame_features(encoder.load(path, TEXTURED.clip_seconds))[:, -8:].mean(0)
+        for name, path in textured.items()
+    }
+    return {
+        (a, b): float(np.abs(mean[a] - mean[b]).max())
+        for a, b in itertools.combinations(CLASSES, 2)
+    }
+
+
+def test_frames_see_the_demo_texture_at_full_size_and_lose_it_when_downsized(textured):
+    assert min(detail_gaps(textured, 64).values()) > 0.1  # every class its own
+    assert max(detail_gaps(textured, 16).values()) < 0.1  # 4 x 4 averages: all alike
+    half = detail_gaps(textured, 32)  # 2 x 2 averages keep the period-4 textures only
+    fine = {"harmonic", "chirp", "am_noise"}  # period 2: every 2 x 2 block half light
+    y, x = np.mgrid[0:64, 0:64]
+    for name in fine:
+        assert (TEXTURES[name](x, y).reshape(32, 2, 32, 2).sum(axis=(1, 3)) == 2).all()
+    for pair, gap in half.items():
+        assert (gap < 0.05) if set(pair) <= fine else (gap > 0.1), pair
 
 
 def test_logmel_agrees_with_torchaudio_melspectrogram_and_torch_std(tmp_path):

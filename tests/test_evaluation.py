@@ -23,10 +23,10 @@ from tests.conftest import run_until_train, train_every_seed, write_params
 
 
 def test_cross_fitted_temperature_lowers_the_ece_of_an_overconfident_head(tmp_path, monkeypatch):
-    # The default demo's difficulty, large enough that validation estimates the temperature:
-    # on the small easy demo validation is separable and says little about calibration.
+    # Faint shapes and quiet events, so that validation has enough misclassified rows to estimate
+    # the temperature: on the small easy demo it is separable and says little about calibration.
     monkeypatch.chdir(tmp_path)
-    demo = {"n_clips": 96, "n_groups": 12, "snr_db": [-14.0, 2.0], "shape_opacity": [0.05, 0.6]}
+    demo = {"n_clips": 120, "n_groups": 12, "snr_db": [-18.0, -2.0], "shape_opacity": [0.02, 0.4]}
     params = write_params(tmp_path, {"demo": demo, "train": {"seeds": [0]}})
     demo_data.run(params)
     run_until_train(params)

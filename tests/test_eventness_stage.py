@@ -5,7 +5,6 @@ the key to fix."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,19 +18,15 @@ from avgate.cli import main
 from avgate.config import EVENTNESS_METHODS
 from avgate.declare import ConfigError
 from avgate.errors import StageError
-from avgate.layout import clips, inputs
+from avgate.layout import clips, labels
 from avgate.stages import eventness as stage
-from tests.conftest import run_until_train, write_params
+from tests.conftest import embedded_project, write_params
 
 
 @pytest.fixture(scope="module")
 def embedded(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A project with the small demo ingested, split and embedded; the working directory."""
-    root = tmp_path_factory.mktemp("eventness")
-    shutil.copytree(small_demo, root / "data/raw/demo")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        run_until_train(write_params(root, {}))
+    with embedded_project(small_demo, tmp_path_factory.mktemp("eventness")) as root:
         yield root
 
 
@@ -47,15 +42,16 @@ def test_energy_scores_every_second_once_the_same_bytes_twice_and_val_quality_on
 
     def spy(params, index, *args):
         labelled.extend(index["clip_id"])
-        return inputs.second_labels(params, index, *args)
+        return labels.second_labels(params, index, *args)
 
     monkeypatch.setattr(stage, "second_labels", spy)
     summary = stage.run(params)
-    first = (stage.SCORES.read_bytes(), stage.REPORT.read_bytes())
+    scores_path = clips.eventness_scores("energy")
+    first = (scores_path.read_bytes(), stage.REPORT.read_bytes())
     stage.run(params)
-    assert (stage.SCORES.read_bytes(), stage.REPORT.read_bytes()) == first
+    assert (scores_path.read_bytes(), stage.REPORT.read_bytes()) == first
 
-    table = pd.read_parquet(stage.SCORES)
+    table = pd.read_parquet(scores_path)
     assert list(table.columns) == ["clip_id", "t", "split", "score"]
     for split in clips.SPLITS:
         index = pd.read_parquet(clips.embedding_dir("logmel") / f"{split}.index.parquet")

@@ -108,3 +108,32 @@ def test_promote_demo_promotes_a_better_candidate_and_rejects_an_equal_one(proje
     sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
     assert "matches the tag's note" in sh(clone, "avgate", "verify", tag)
     assert not sh(clone, "git", "status", "--porcelain").strip()  # no ledger write, no file
+
+
+def test_listen_then_look_runs_the_eventness_plan_and_ends_with_a_decision(project):
+    # The texture and onset cues of the default demo on the small demo's 4 s clips (sizes 12,
+    # 28 and 52 px at k=1, equal budgets); one method and the quick test's seeds for the full
+    # test, so that the example's whole protocol runs in a couple of minutes.
+    write_params(project, {"demo": {"workers": 0, "n_groups": 40, "visual_cue": "texture",
+                                    "audio_cue": "onset"},
+                           "train": {"seeds": [0, 1], "clip_context": True}})  # fmt: skip
+    commit(project, "the eventness demo")
+    start = sh(project, "git", "rev-parse", "--abbrev-ref", "HEAD").strip()
+    out = sh(project, "env", "METHODS=energy", "FULL_SEEDS=[0,1,2]", "MIN_GROUPS=2",
+             "examples/listen-then-look.sh")  # fmt: skip
+    assert "pixels planned (+0.00%): equal within 1%" in out
+    decisions = out[out.index("== decisions") :]
+    assert "eventness.method=energy" in decisions
+    last = out.strip().splitlines()[-1]
+    assert re.match(r"(PROMOTED|STOPPED): ", last), last
+    if last.startswith("PROMOTED"):
+        assert "quick_test: passed" in decisions and "full_test: passed" in decisions
+    branch = sh(project, "git", "branch", "--list", "listen-then-look-*").split()[-1]
+    plan = yaml.safe_load(sh(project, "git", "show", f"{branch}~0:gates.yaml"))
+    assert plan["stages"][0]["non_inferiority"] == {"fallback_used_frac": 0.0}
+    assert plan["selection"]["min_mean_delta"] == 0.0
+    first = sh(project, "git", "log", "--format=%s", "--reverse", f"{start}..{branch}")
+    assert first.splitlines()[0].startswith("Plan:")  # committed before anything was trained
+    assert sh(project, "git", "rev-parse", "--abbrev-ref", "HEAD").strip() == start
+    assert "entries" in sh(project, "avgate", "ledger", "verify")
+    assert not sh(project, "git", "status", "--porcelain", "--untracked-files=no").strip()

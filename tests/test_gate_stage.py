@@ -27,7 +27,7 @@ from avgate.errors import StageError
 from avgate.gating import ledger
 from avgate.gating.pairing import UnpairedError
 from avgate.gating.spec import load_spec
-from avgate.layout.inputs import labels_of
+from avgate.layout.labels import labels_of
 from avgate.stages import gate
 from avgate.stages.train import evaluate, summarize
 from tests.conftest import run_until_train, train_every_seed, write_params
@@ -70,11 +70,12 @@ def built(tmp_path_factory, small_demo) -> Path:
         (root / "gates.yaml").write_text(yaml.safe_dump(SPEC, sort_keys=False))
         git(root, "init", "-q")
         sh(root, "dvc", "init", "-q")
-        sh(root, "dvc", "add", "-q", "predictions", "data/interim")
+        sh(root, "dvc", "add", "-q", "predictions", "data/interim", "data/budget")
         (root / "gates").mkdir()
         (root / "gates/ledger.jsonl").write_bytes(b"")
         git(root, "add", "gates.yaml", "params.yaml", "metrics", "predictions.dvc", ".gitignore",
-            "gates/ledger.jsonl", "data/interim.dvc", "data/.gitignore")  # fmt: skip
+            "gates/ledger.jsonl", "data/interim.dvc", "data/budget.dvc",
+            "data/.gitignore")  # fmt: skip
         git(root, "commit", "-qm", "baseline")
         git(root, "tag", "-a", "base", "-m", "baseline")
         candidate = write_params(root, {**SEEDS, "train": {**SEEDS["train"], "hidden": 64}})
@@ -175,6 +176,14 @@ def test_quick_test_is_the_one_place_test_labels_are_scored_and_it_records_one_l
     assert "test groups" in report and "Bonferroni" in report
     plot = pd.read_csv(project / "plots/gate_deltas.csv")
     assert plot["seed"].tolist() == ["seed0", "seed1", "seed2", "mean"]
+    rows = pd.DataFrame(result["buckets"]["rows"])  # per-second accuracy by bucket
+    assert rows["delta"].is_monotonic_increasing  # where the candidate hurts comes first
+    for _, dimension in rows.groupby("dimension"):
+        assert dimension["seconds"].sum() == len(stored)
+        weighted = (dimension["delta"] * dimension["seconds"]).sum() / len(stored)
+        assert weighted == pytest.approx(np.mean(deltas))  # segment_accuracy is per second
+    assert set(rows.loc[rows["dimension"] == "anchor", "bucket"]) == {"no anchors"}  # uniform
+    assert "Where the candidate gains and loses on test" in report
 
 
 def test_the_look_budget_belongs_to_the_spec_and_test_split_not_the_line_name(project):

@@ -100,6 +100,35 @@ def test_decode_frames_resizes_to_width_height(clip):
     assert frames.shape == (SECONDS * FPS, 16, 32, 3)
 
 
+def write_lines(path: Path, size: int = 32) -> Path:
+    """One second of horizontal grey lines 1 pixel wide (60 and 200), losslessly coded."""
+    rows = np.where(np.arange(size) % 2, 200, 60).astype(np.uint8)
+    rgb = np.ascontiguousarray(np.broadcast_to(rows[:, None, None], (size, size, 3)))
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=FPS, options={"qp": "0"})
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(FPS):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, FPS)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def test_decode_frames_shrinks_by_averaging_so_fine_lines_vanish(tmp_path):
+    path = write_lines(tmp_path / "lines.mp4")
+    native = decode_frames(path, FPS)
+    np.testing.assert_array_equal(native[:, :4, 0, 0], [[60, 200, 60, 200]] * FPS)
+    for size in [(16, 16), (8, 8), (32, 16)]:  # every output pixel covers light and dark rows
+        assert np.ptp(decode_frames(path, FPS, size).astype(int)) == 0, size
+    narrower = decode_frames(path, FPS, (16, 32))  # full height: the lines stay
+    np.testing.assert_allclose(narrower[:, :, 0], native[:, :, 0], atol=2)
+    larger = decode_frames(path, FPS, (64, 64))  # enlarging interpolates: lines, blurred
+    assert larger.shape == (FPS, 64, 64, 3) and np.ptp(larger[0, :8, 0, 0].astype(int)) > 100
+
+
 def test_stereo_wav_decodes_to_mono_at_resampled_rate(tmp_path):
     path = write_wav(tmp_path / "tone.wav", seconds=1.5, rate=22050, channels=2)
     info = verify(path)

@@ -87,7 +87,7 @@ def test_embeddings_are_aligned_per_second_and_reproducible(project):
     assert index.groupby("clip_id")["t"].apply(list).map(lambda t: t == [0, 1, 2, 3]).all()
     assert np.isfinite(logmel).all()
     meta = json.loads((project / "data/embeddings/frames/meta.json").read_text())
-    assert meta["dim"] == 3 * 8 + 16 + 11 and meta["modality"] == "visual"
+    assert meta["dim"] == 3 * 8 + 16 + 19 and meta["modality"] == "visual"
     before = {p: p.read_bytes() for p in (project / "data/embeddings").rglob("*") if p.is_file()}
     for name in params.embed.encoders:
         embed.run(params, name)

@@ -20,7 +20,7 @@ uniform ≈ 57.7: 58 misses by 1.07% and no integer size is within 1%; k=3 asks 
 misses by 0.2% (as does k=1 with adjacent, h=3). `uniform_for` finds the size or the k/size pairs.
 
 >>> scores = pd.DataFrame({"clip_id": "a", "t": range(5), "score": [0.1, 0.9, 0.2, 0.8, 0.3]})
->>> params = BudgetParams(policy="anchored_topk", k=2, low=32, high=112, uniform=67)
+>>> params = Budget(policy="anchored_topk", k=2, low=32, high=112, uniform=67)
 >>> allocate(scores, params).seconds["resolution"].tolist()
 [32, 112, 32, 112, 32]
 >>> cost(allocate(scores, params), pixel_costs(32, 67, 112))
@@ -48,10 +48,12 @@ COLUMNS = ["clip_id", "t", "score"]
 
 
 @dataclass(frozen=True)
-class BudgetParams:
-    """The `budget` section of params.yaml, validated on construction.
+class Budget:
+    """A policy's settings with the three resolutions as sizes, validated on construction. The
+    budget stage makes it from params.yaml's `budget` section, which names the encoders, and the
+    sizes in their embeddings' meta.json.
 
-    >>> BudgetParams(k=0)
+    >>> Budget(k=0)
     Traceback (most recent call last):
     ...
     avgate.declare.ConfigError: params.yaml: budget.k must be an integer >= 1, got 0
@@ -110,7 +112,7 @@ class Policy(ABC):
     name: ClassVar[str]
     uses_eventness: ClassVar[bool]  # reads the scores, so a flat clip falls back to uniform
 
-    def __init__(self, params: BudgetParams) -> None:
+    def __init__(self, params: Budget) -> None:
         self.params = params
 
     @abstractmethod
@@ -221,7 +223,7 @@ class Allocation:
         return float(self.fallback.mean())
 
 
-def allocate(scores: pd.DataFrame, params: BudgetParams) -> Allocation:
+def allocate(scores: pd.DataFrame, params: Budget) -> Allocation:
     """Choose each second's resolution under `params.policy` (deterministic, row order free).
 
     `scores` has one row per clip and second (`clip_id`, `t` = 0..T-1 once each, finite `score`).
@@ -319,12 +321,10 @@ def check_equal_budgets(
         )
 
 
-def planned_cost(
-    params: BudgetParams, seconds: int, cost_per_second: dict[Resolution, float]
-) -> float:
+def planned_cost(params: Budget, seconds: int, cost_per_second: dict[Resolution, float]) -> float:
     """The cost of one clip of `seconds` seconds under `params.policy`, before any score is seen.
 
-    >>> planned_cost(BudgetParams(policy="anchored_topk", k=2), 10, pixel_costs(32, 112))
+    >>> planned_cost(Budget(policy="anchored_topk", k=2), 10, pixel_costs(32, 112))
     33280.0
     """
     spend = POLICIES[params.policy](params).spend(seconds)
@@ -332,7 +332,7 @@ def planned_cost(
 
 
 def equalising_pairs(
-    params: BudgetParams,
+    params: Budget,
     seconds: int,
     sizes: Iterable[Resolution],
     cost_per_second: dict[Resolution, float],
@@ -344,7 +344,7 @@ def equalising_pairs(
     `check_equal_budgets`.
 
     >>> sizes = [32, 46, 47, 52, 58, 67, 112]
-    >>> equalising_pairs(BudgetParams(), 10, sizes, pixel_costs(*sizes))
+    >>> equalising_pairs(Budget(), 10, sizes, pixel_costs(*sizes))
     [(3, 67, -0.002)]
     """
     pairs = []
@@ -364,7 +364,7 @@ def equalising_pairs(
 
 
 def uniform_for(
-    params: BudgetParams,
+    params: Budget,
     seconds: int,
     sizes: Iterable[Resolution],
     cost_per_second: dict[Resolution, float],
@@ -376,9 +376,9 @@ def uniform_for(
     pairs that would match.
 
     >>> sizes = [32, 58, 67, 112]
-    >>> uniform_for(BudgetParams(k=3), 10, sizes, pixel_costs(*sizes))
+    >>> uniform_for(Budget(k=3), 10, sizes, pixel_costs(*sizes))
     67
-    >>> uniform_for(BudgetParams(k=2), 10, sizes, pixel_costs(*sizes))  # doctest: +ELLIPSIS
+    >>> uniform_for(Budget(k=2), 10, sizes, pixel_costs(*sizes))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: no uniform size in [32, 58, 67, 112] matches anchored k=2 on 10 s clips ...
@@ -403,5 +403,5 @@ def uniform_for(
     return best
 
 
-def _with(params: BudgetParams, **changes: object) -> BudgetParams:
+def _with(params: Budget, **changes: object) -> Budget:
     return dataclasses.replace(params, **changes)

@@ -113,6 +113,27 @@ def _eventness(args: argparse.Namespace, params: Params) -> None:
     )
 
 
+def _budget(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import budget
+
+    summary = budget.run(params)
+    if summary["policy"] == "off":
+        print(f"budget off: {summary['reason']}")
+        return
+    planned, fallback = summary["planned"], summary["fallback_used_frac"]
+    hits, hit = summary["val"], ""
+    if hits is not None and hits["event_share_of_high"] is not None:
+        hit = (
+            f"; val: {hits['event_share_of_high']:.3f} of high-resolution seconds hold an event "
+            f"(all seconds: {hits['event_share_of_all']:.3f})"
+        )
+    print(
+        f"budget {summary['policy']}: planned visual cost uniform {planned['uniform']:.4g}, "
+        f"anchored_topk {planned['anchored_topk']:.4g} ({planned['gap']:+.2%}, equal within "
+        f"1%); fallback to uniform on {fallback['val']:.1%} of val clips{hit}"
+    )
+
+
 def _train(args: argparse.Namespace, params: Params) -> None:
     from avgate.stages import train
 
@@ -138,7 +159,12 @@ def _summary(args: argparse.Namespace, params: Params) -> None:
     evaluation = read("metrics/scores.json")
     if evaluation is None:
         raise FileNotFoundError("metrics/scores.json: run `dvc repro` first")
-    lines = summary.render(evaluation, read("metrics/leakage.json"), read("metrics/gate.json"))
+    lines = summary.render(
+        evaluation,
+        read("metrics/leakage.json"),
+        read("metrics/gate.json"),
+        read("metrics/budget.json"),
+    )
     print("\n".join(lines))
 
 
@@ -237,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
     )
     add("audit", _audit, "near-duplicates across splits and group predictability")
     add("eventness", _eventness, "score how eventful each second is; quality on validation")
+    add("budget", _budget, "give each second a visual resolution under budget.policy")
     add("train", _train, "train and evaluate every seed; write metrics/, plots/, models/")
     add("summary", _summary, "the headline of the last run in a few short lines")
     add("profiles", _profiles, "wall time and peak memory of the last run of each stage")

@@ -52,6 +52,9 @@ RARE_LABEL_POLICIES = ("fail", "drop", "train_only")
 # The methods avgate.eventness registers (named here so that this module never imports torch;
 # tests/test_eventness_stage.py checks that the two agree).
 EVENTNESS_METHODS = ("energy", "audio_head", "av_agreement", "mil")
+# The policies avgate.budget registers, and `off` (the head reads every encoder as it is);
+# tests/test_budget_stage.py checks that they agree.
+BUDGET_POLICIES = ("off", "uniform", "anchored_topk")
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,19 @@ class DemoParams:
         bound("[0, 1]"),
     )
     corrupt_fraction: float = param(0.0, "share of clips written corrupt", bound("[0, 1]"))
+    visual_cue: str = param(
+        "shape",
+        "what shows the class: shape (its own form and colour, seen at any size) or texture "
+        "(one yellow disc with the class's stripes or checker of period 2 or 4 pixels: half "
+        "size keeps the period-4 ones, quarter size none)",
+        one_of("shape", "texture"),
+    )
+    audio_cue: str = param(
+        "class",
+        "what the event sounds like: class (its own sound) or onset (one sound for every "
+        "class: when, not which)",
+        one_of("class", "onset"),
+    )
     workers: int = param(0, "worker processes (0: in the main process)", bound(">= 0"))
 
 
@@ -246,6 +262,43 @@ class EventnessParams:
 
 
 @dataclass(frozen=True)
+class BudgetParams:
+    policy: str = param(
+        "off",
+        "the visual resolution of each second: off (every encoder as it is), uniform "
+        "(budget.uniform throughout) or anchored_topk (budget.high on the k most eventful "
+        "seconds, budget.low elsewhere)",
+        one_of(*BUDGET_POLICIES),
+    )
+    low: str = param(
+        "frames_low", "the name in `embed.encoders` of the low-resolution visual rows", NOT_EMPTY
+    )
+    uniform: str = param(
+        "frames",
+        "the name in `embed.encoders` of the visual rows the uniform policy gives every second",
+        NOT_EMPTY,
+    )
+    high: str = param(
+        "frames_high", "the name in `embed.encoders` of the high-resolution visual rows", NOT_EMPTY
+    )
+    k: int = param(2, "anchors per clip: its most eventful seconds", bound(">= 1"))
+    adjacent: bool = param(False, "an anchor's neighbouring seconds get budget.high too")
+    shift: int = param(
+        0, "seconds every anchor moves (clipped to the clip): a control that should not help"
+    )
+    fallback_std: float = param(
+        0.0,
+        "a clip whose eventness scores have a standard deviation below this is too flat to "
+        "anchor and gets budget.uniform throughout",
+        bound(">= 0"),
+    )
+
+    def encoders(self) -> tuple[str, str, str]:
+        """The names of the low, uniform and high visual rows."""
+        return (self.low, self.uniform, self.high)
+
+
+@dataclass(frozen=True)
 class LoraParams:
     encoder: str = param(
         "",
@@ -294,6 +347,11 @@ class TrainParams:
     batch_size: int = param(64, "rows per optimiser step", bound(">= 1"))
     max_epochs: int = param(100, "epochs at most", bound(">= 1"))
     patience: int = param(10, "stop after this many epochs without improvement", bound(">= 1"))
+    clip_context: bool = param(
+        False,
+        "event tasks: each second's row also carries its clip's maximum of every feature, so "
+        "evidence from a few seconds can name the class of the whole clip",
+    )
     selection_metric: str = param(
         "val_loss",
         "the epoch kept: val_loss (lowest) or val_accuracy (highest)",
@@ -348,6 +406,7 @@ class Params:
     audit: AuditParams = field(default_factory=AuditParams)
     embed: EmbedParams = field(default_factory=EmbedParams)
     eventness: EventnessParams = field(default_factory=EventnessParams)
+    budget: BudgetParams = field(default_factory=BudgetParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     gate: GateParams = field(default_factory=GateParams)
@@ -399,6 +458,7 @@ def _check(params: Params) -> None:
     _check_encoder_sections(params.embed)
     for name, options in params.eventness.options.items():
         _check_method_section(name, options)
+    _check_budget(params)
     lora = params.train.lora
     if params.train.finetune == "lora" and lora.encoder not in params.embed.sections:
         fail(
@@ -430,6 +490,33 @@ def _check_encoder_sections(embed: EmbedParams) -> None:
                 f"-S '+embed.encoders.{name}={kind}' -S '+embed.{name}={{}}' (the kind's "
                 f"defaults) or -S '++embed.{name}.<option>=<value>' (docs/encoders.md)"
             )
+
+
+def _check_budget(params: Params) -> None:
+    """With a policy on, budget.low, .uniform and .high name three different encoders of one kind
+    in `embed.encoders`, for heads on cached embeddings (LoRA reads raw audio only)."""
+    budget = params.budget
+    if budget.policy == "off":
+        return
+    names = budget.encoders()
+    for key, name in zip(("low", "uniform", "high"), names, strict=True):
+        if name not in params.embed.encoders:
+            fail(
+                f"budget.{key}",
+                f"must name an encoder in embed.encoders {list(params.embed.encoders)} when "
+                f"budget.policy is {budget.policy} (or set budget.policy: off)",
+                name,
+            )
+    if len(set(names)) < 3:
+        fail("budget.high", "budget.low, .uniform and .high must be three different encoders",
+             list(names))  # fmt: skip
+    kinds = {params.embed.encoders[name] for name in names}
+    if len(kinds) > 1:
+        fail("budget.high", "budget.low, .uniform and .high must be one encoder kind at three "
+             "sizes", {name: params.embed.encoders[name] for name in names})  # fmt: skip
+    if params.train.finetune == "lora":
+        fail("budget.policy", "needs train.finetune: none (LoRA trains on raw audio)",
+             budget.policy)  # fmt: skip
 
 
 def _check_method_section(name: str, options: Any) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 import soundfile
+from av.video.reformatter import Interpolation
 from scipy.signal import firwin, resample_poly
 
 _EPS = 1e-6
@@ -258,7 +259,8 @@ def decode_frames(path: str | Path, fps: float, size: tuple[int, int] | None = N
     """Sample RGB frames at `fps`: uint8 array (n, height, width, 3).
 
     Output frame k is the last decoded frame whose time is <= k / fps, and
-    n = floor(video duration * fps), at least 1. `size` is (width, height) to resize to.
+    n = floor(video duration * fps), at least 1. `size` is (width, height) to resize to; a
+    smaller size is an area average of the decoded pixels (see `_rgb`).
     """
     with _open(path) as container:
         if not container.streams.video:
@@ -284,10 +286,15 @@ def decode_frames(path: str | Path, fps: float, size: tuple[int, int] | None = N
 
 
 def _rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
+    """The frame as RGB, resized to `size`: shrinking averages the pixels each output pixel
+    covers (area), so detail finer than the new pixels is averaged away rather than aliased;
+    enlarging interpolates bilinearly."""
     if size is None:
         return frame.to_ndarray(format="rgb24")
     width, height = size
-    return frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+    shrinks = width <= frame.width and height <= frame.height
+    how = Interpolation.AREA if shrinks else Interpolation.BILINEAR
+    return frame.reformat(width, height, "rgb24", interpolation=how).to_ndarray()
 
 
 def seconds_in(duration_s: float) -> int:

@@ -1,5 +1,5 @@
-"""The few lines `make repro` ends with: the headline of metrics/scores.json, the leakage verdict
-and the gate, each line at most 100 characters (the files hold the rest).
+"""The few lines `make repro` ends with: the headline of metrics/scores.json, the leakage verdict,
+the visual budget and the gate, each line at most 100 characters (the files hold the rest).
 
 >>> lines = render({"primary_metric": "accuracy", "n_seeds": 3, "val": {"accuracy": {"mean":
 ...     0.9, "std": 0.01}}, "majority_baseline": {"val": {"accuracy": 0.5}},
@@ -17,7 +17,9 @@ import textwrap
 WIDTH = 100
 
 
-def render(evaluation: dict, leakage: dict | None, gate: dict | None) -> list[str]:
+def render(
+    evaluation: dict, leakage: dict | None, gate: dict | None, budget: dict | None = None
+) -> list[str]:
     """At most 15 lines of at most 100 characters."""
     primary = evaluation["primary_metric"]
     val = evaluation["val"][primary]
@@ -33,6 +35,8 @@ def render(evaluation: dict, leakage: dict | None, gate: dict | None) -> list[st
     ]
     if leakage:
         lines += _wrapped(f"split: {leakage['verdict']}")
+    if budget and budget["policy"] != "off":
+        lines += _wrapped(_budget_line(budget))
     if gate:
         lines += _wrapped(f"gate {gate['stage']}: " + _gate_line(gate))
     lines += [
@@ -40,6 +44,20 @@ def render(evaluation: dict, leakage: dict | None, gate: dict | None) -> list[st
         "next: dvc exp run -S train.lr=0.003; dvc exp show --only-changed; avgate plan check",
     ]
     return lines[:15]
+
+
+def _budget_line(budget: dict) -> str:
+    """The policy, both planned budgets and the fallback rate on validation.
+
+    >>> _budget_line({"policy": "uniform", "planned": {"uniform": 4.9e6, "anchored_topk": 4.9e6,
+    ...               "gap": 0.0}, "fallback_used_frac": {"val": 0.0}})
+    'visual budget uniform: 4.9e+06 px planned, anchored_topk +0.00%; val fallback 0.0% of clips'
+    """
+    planned = budget["planned"]
+    return (
+        f"visual budget {budget['policy']}: {planned['uniform']:.3g} px planned, anchored_topk "
+        f"{planned['gap']:+.2%}; val fallback {budget['fallback_used_frac']['val']:.1%} of clips"
+    )
 
 
 def _change(score: dict) -> str:

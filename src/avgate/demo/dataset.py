@@ -1,9 +1,19 @@
 """Deterministic AVE-style audio-visual demo dataset.
 
 Each clip is an MP4 (H.264 + AAC) with a background "recording channel" that belongs to a group
-(coloured noise and a hum tone in the audio, a tint in the video) and one event: a class sound
-and a moving class shape during a span of whole seconds. With ``confound > 0`` groups carry
-class information, so a split that ignores groups leaks.
+(coloured noise and a hum tone in the audio, a tint in the video) and one event: a sound and a
+moving shape during a span of whole seconds. With ``confound > 0`` groups carry class
+information, so a split that ignores groups leaks.
+
+What tells the class is chosen per modality. ``visual_cue="shape"``: a large shape of the class's
+own form and colour, visible at any resolution. ``visual_cue="texture"``: the same yellow disc
+for every class, filled with the class's fine texture (:data:`TEXTURES`): stripes or a checker
+of period 2 or 4 pixels, fixed to the pixel grid, on the 4 x 4 pixel blocks wholly inside the
+disc (the rim takes the texture's mean colour). Area-averaging 2 x 2 pixels flattens the
+period-2 textures and 4 x 4 flattens all of them, so with 64-px frames the class shows at 64 px,
+at 32 px only for the period-4 textures, at 16 px not at all. ``audio_cue="class"``: a
+class-specific sound; ``audio_cue="onset"``: one shared sound (noise taps) for every class, whose
+energy marks the event seconds but not the class.
 
 >>> summary = generate(DemoConfig(n_clips=6, clip_seconds=3), Path("demo"))  # doctest: +SKIP
 >>> sorted(Path("demo").iterdir())[:2]  # doctest: +SKIP
@@ -27,6 +37,8 @@ from avgate.files import atomic_dir
 from avgate.parallel import ordered_map
 
 CLASSES: tuple[str, ...] = ("harmonic", "chirp", "am_noise", "impulses", "bell", "rumble")
+VISUAL_CUES = ("shape", "texture")
+AUDIO_CUES = ("class", "onset")
 CORRUPTIONS = ("garbage", "truncated", "empty")
 CORRUPT = "corrupt.csv"
 
@@ -44,6 +56,10 @@ _FADE_S = 0.01
 _AUDIO_FRAME = 1024
 _TRUNCATE_TO = 0.4
 _X264_OPTIONS = {"x264-params": "mbtree=0"}
+_TAP_S, _TAP_DECAY_S = 0.25, 0.06  # the onset sound's strike period and decay
+# Dark and light yellow, far from every tint (blue >= 60), with a whole-number mean colour.
+_TEXTURE_LEVELS = ((120, 110, 0), (254, 240, 0))
+TEXTURE_BLOCK = 4  # the texture fills whole blocks of this many pixels square: frame size % 4 == 0
 _BELL_PARTIALS = (  # (frequency ratio, amplitude, decay time in s)
     (1.0, 1.0, 0.25),
     (2.76, 0.6, 0.15),
@@ -71,6 +87,8 @@ class DemoConfig:
     corrupt_fraction: float = 0.0
     min_event_seconds: int = 2
     max_event_seconds: int = 8
+    visual_cue: str = "shape"  # VISUAL_CUES: the class's shape and colour, or its fine texture
+    audio_cue: str = "class"  # AUDIO_CUES: the class's sound, or one shared onset sound
 
     def __post_init__(self) -> None:
         low, high = self.snr_db
@@ -79,6 +97,10 @@ class DemoConfig:
             (self.n_clips >= 1, "n_clips must be >= 1"),
             (self.n_groups >= len(CLASSES), f"n_groups must be >= {len(CLASSES)}, one per class"),
             (self.size >= 16 and self.size % 2 == 0, "size must be even and >= 16"),
+            (
+                self.visual_cue != "texture" or self.size % TEXTURE_BLOCK == 0,
+                f"size must be a multiple of {TEXTURE_BLOCK} for visual_cue texture",
+            ),
             (self.sample_rate >= 8000, "sample_rate must be >= 8000 (the chirp reaches 3 kHz)"),
             (self.fps >= 1, "fps must be >= 1"),
             (
@@ -92,6 +114,8 @@ class DemoConfig:
             ),
             (0.0 <= self.confound <= 1.0, "confound must be in [0, 1]"),
             (0.0 <= self.corrupt_fraction <= 1.0, "corrupt_fraction must be in [0, 1]"),
+            (self.visual_cue in VISUAL_CUES, f"visual_cue must be one of {VISUAL_CUES}"),
+            (self.audio_cue in AUDIO_CUES, f"audio_cue must be one of {AUDIO_CUES}"),
         )
         failed = [message for ok, message in checks if not ok]
         if failed:
@@ -193,7 +217,8 @@ def _audio(
     mix = _BACKGROUND_RMS * _unit(_coloured_noise(rng, n, sr, slope))
     mix += 0.3 * _BACKGROUND_RMS * np.sin(2 * np.pi * hum_hz * t + rng.uniform(0, 2 * np.pi))
     start, end = clip.start * sr, clip.end * sr
-    event = _unit(_SOUNDS[CLASSES[clip.label]](rng, t[: end - start], sr))
+    sound = _onset if config.audio_cue == "onset" else _SOUNDS[CLASSES[clip.label]]
+    event = _unit(sound(rng, t[: end - start], sr))
     event *= _fades(end - start, int(_FADE_S * sr))
     mix[start:end] += _rms(mix) * 10 ** (clip.snr_db / 20) * event
     return (mix * min(1.0, _PEAK / np.abs(mix).max())).astype(np.float32)
@@ -270,6 +295,12 @@ def _rumble(rng: np.random.Generator, t: np.ndarray, sr: int) -> np.ndarray:
     return _unit(_band_noise(rng, len(t), sr, 20.0, 150.0)) + 0.7 * tone
 
 
+def _onset(rng: np.random.Generator, t: np.ndarray, sr: int) -> np.ndarray:
+    """The shared event sound: 300-3000 Hz noise taps, struck every 0.25 s, 60 ms decay."""
+    band = _band_noise(rng, len(t), sr, 300.0, 3000.0)
+    return band * np.exp(-(t % _TAP_S) / _TAP_DECAY_S)
+
+
 _SOUNDS: dict[str, Callable[[np.random.Generator, np.ndarray, int], np.ndarray]] = {
     "harmonic": _harmonic,
     "chirp": _chirp,
@@ -292,12 +323,33 @@ def _frames(
     event = np.arange(clip.start * config.fps, clip.end * config.fps)
     centres = _bounce(rng, event / config.fps - clip.start, size, margin=1.6 * radius)
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    shape, colour = _SHAPES[CLASSES[clip.label]], _COLOURS[CLASSES[clip.label]]
+    shape, paint = _look(config, CLASSES[clip.label])
     for i, (cx, cy) in zip(event, centres, strict=True):
         inside = shape(xx - cx, yy - cy, radius)
-        blend = clip.opacity * np.asarray(colour) + (1 - clip.opacity) * frames[i][inside]
+        blend = clip.opacity * paint(inside) + (1 - clip.opacity) * frames[i][inside]
         frames[i][inside] = np.round(blend).astype(np.uint8)
     return frames
+
+
+def _look(config: DemoConfig, name: str) -> tuple[Shape, Callable[[np.ndarray], np.ndarray]]:
+    """The event's shape, and what colours the pixels of a (size, size) mask of it."""
+    if config.visual_cue == "texture":
+        return _circle, partial(_textured, TEXTURES[name])
+    colour = np.asarray(_COLOURS[name])
+    return _SHAPES[name], lambda inside: colour
+
+
+def _textured(texture: Texture, inside: np.ndarray) -> np.ndarray:
+    """Colours (k, 3) of the k pixels of `inside`: `texture` on the blocks of TEXTURE_BLOCK x
+    TEXTURE_BLOCK pixels (from the top left corner) that lie wholly inside, its mean colour on
+    the rest, so that an area average over such blocks shows no trace of the texture."""
+    size, block = len(inside), TEXTURE_BLOCK
+    whole = inside.reshape(size // block, block, size // block, block).all(axis=(1, 3))
+    core = np.kron(whole, np.ones((block, block), bool))
+    y, x = np.mgrid[0:size, 0:size]
+    levels = np.asarray(_TEXTURE_LEVELS)
+    picture = np.where(core[..., None], levels[texture(x, y)], levels.mean(axis=0))
+    return picture[inside]
 
 
 def _bounce(rng: np.random.Generator, t: np.ndarray, size: int, margin: float) -> np.ndarray:
@@ -335,13 +387,24 @@ def _bar(dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
     return (np.abs(dx) <= 1.6 * r) & (np.abs(dy) <= r / 3)
 
 
-_SHAPES: dict[str, Callable[[np.ndarray, np.ndarray, float], np.ndarray]] = {
+Shape = Callable[[np.ndarray, np.ndarray, float], np.ndarray]  # (dx, dy, radius) -> inside
+Texture = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (x, y) pixel indices -> 0 or 1
+_SHAPES: dict[str, Shape] = {
     "harmonic": _circle,
     "chirp": _square,
     "am_noise": _triangle,
     "impulses": _cross,
     "bell": _ring,
     "rumble": _bar,
+}
+# Class textures on pixel columns x and rows y: 0 dark, 1 light (_TEXTURE_LEVELS).
+TEXTURES: dict[str, Texture] = {
+    "harmonic": lambda x, y: y % 2,  # horizontal lines, period 2
+    "chirp": lambda x, y: x % 2,  # vertical lines, period 2
+    "am_noise": lambda x, y: (x + y) % 2,  # checker of 1-pixel squares
+    "impulses": lambda x, y: y // 2 % 2,  # horizontal bands, period 4
+    "bell": lambda x, y: x // 2 % 2,  # vertical bands, period 4
+    "rumble": lambda x, y: (x // 2 + y // 2) % 2,  # checker of 2-pixel squares
 }
 
 # Files

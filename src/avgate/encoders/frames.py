@@ -4,8 +4,11 @@ The clip's background is its per-pixel median frame; pixels that differ from it 
 `fg_threshold` (any channel, values in [0, 1]) are foreground. Per frame: the foreground share,
 its mean colour and per-channel colour histogram, the mean absolute difference from the
 background in each cell of a grid x grid layout, the mean absolute change from the previous
-frame, and the frame's global mean colour and per-channel spread. The frames of one second are
-averaged.
+frame, the frame's global mean colour and per-channel spread, and the foreground's fine detail:
+the mean absolute brightness difference between foreground pixels 1 and 2 pixels apart along
+rows, columns and both diagonals (8 numbers: lines give large differences across them and none
+along them, flat colour none at all). The frames of one second are averaged. Every count is a
+share or a mean, so the same options at any `size` give the same `dim`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import numpy as np
 from avgate import media
 from avgate.declare import PARAMS_FILE, ConfigError, bound, param
 from avgate.encoders.base import Encoder, register
+
+DETAIL_STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))  # (rows, columns): along rows, columns, diagonals
+DETAIL_LAGS = (1, 2)  # pixels apart
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ class FramesOptions:
 
 @register("frames")
 class FramesEncoder(Encoder):
-    """Frame statistics per second: dim = 3 * hist_bins + grid**2 + 11. No model: each DataLoader
+    """Frame statistics per second: dim = 3 * hist_bins + grid**2 + 19. No model: each DataLoader
     worker decodes and summarises whole clips."""
 
     options_type = FramesOptions
@@ -53,7 +59,7 @@ class FramesEncoder(Encoder):
         self.grid = options.grid
         self.hist_bins = options.hist_bins
         self.fg_threshold = options.fg_threshold
-        self.dim = 3 * self.hist_bins + self.grid**2 + 11
+        self.dim = 3 * self.hist_bins + self.grid**2 + 11 + len(DETAIL_STEPS) * len(DETAIL_LAGS)
 
     def identity(self) -> dict:
         return {**super().identity(), "weights": "none (fixed statistics)"}
@@ -86,6 +92,7 @@ class FramesEncoder(Encoder):
                 motion[:, None],
                 pixels.mean(axis=(1, 2)),
                 pixels.std(axis=(1, 2)),
+                detail(pixels.mean(axis=3), foreground),
             ],
             axis=1,
         )
@@ -104,3 +111,31 @@ class FramesEncoder(Encoder):
             .astype(np.float32)
             for frames in batch
         ]
+
+
+def detail(brightness: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+    """Fine oriented detail of (n, height, width) frames: for each step of DETAIL_STEPS at each
+    lag of DETAIL_LAGS, the mean absolute brightness difference over the pairs of pixels that
+    far apart in that direction that are both foreground (0 where there are none); (n, 8)."""
+    columns = []
+    for lag in DETAIL_LAGS:
+        for rows, cols in DETAIL_STEPS:
+            here, there = _pairs(rows * lag, cols * lag)
+            both = foreground[here] & foreground[there]
+            gap = np.abs(brightness[here] - brightness[there]) * both
+            columns.append(gap.sum(axis=(1, 2)) / np.maximum(both.sum(axis=(1, 2)), 1))
+    return np.stack(columns, axis=1)
+
+
+def _pairs(rows: int, cols: int) -> tuple[tuple, tuple]:
+    """Indices (here, there) such that frames[there] lies `rows` down and `cols` right of
+    frames[here], pixel for pixel."""
+    (row_here, row_there), (col_here, col_there) = _span(rows), _span(cols)
+    return (..., row_here, col_here), (..., row_there, col_there)
+
+
+def _span(step: int) -> tuple[slice, slice]:
+    """Slices (a, b) of one axis such that element i of b lies `step` after element i of a."""
+    if step >= 0:
+        return slice(None, -step or None), slice(step, None)
+    return slice(-step, None), slice(None, step)

@@ -25,6 +25,30 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
+def _bucket_lines(result: dict) -> list[str]:
+    """Where the candidate gains and loses, worst bucket first (`avgate.gating.buckets`)."""
+    found = result.get("buckets")
+    if not found:
+        return []
+    if "rows" not in found:
+        return ["", f"Buckets: not computed; {found['reason']}."]
+    lines = [
+        "",
+        f"Where the candidate gains and loses on {result['split']} ({found['measure']}; "
+        f"{found['fallback_used_frac']:.1%} of the candidate's clips fell back to uniform), "
+        "worst first:",
+        "",
+        "| dimension | bucket | seconds | baseline | candidate | delta |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in found["rows"]:
+        lines.append(
+            f"| {row['dimension']} | {row['bucket']} | {row['seconds']} | {row['baseline']:.4f} "
+            f"| {row['candidate']:.4f} | {row['delta']:+.4f} |"
+        )
+    return lines
+
+
 def markdown(result: dict) -> str:
     """The report of one gate stage from the dict written to `metrics/gate.json`."""
     baseline = result["baseline"]
@@ -93,6 +117,7 @@ def markdown(result: dict) -> str:
         f"{result['candidate_params_sha256'][:12]}; test ids sha256 {result['ids_sha256'][:12]}.",
         f"- Pre-registered spec `{result['spec']['path']}` sha256 {result['spec']['sha256'][:12]}.",
     ]
+    lines += _bucket_lines(result)
     opened = result.get("test_split_opened")
     if opened:
         lines.append(

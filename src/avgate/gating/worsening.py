@@ -14,6 +14,9 @@ in `gates.yaml` (`non_inferiority: {ece: 0.02}`) bounds that number.
   from another clip (ablations need the model, which a look does not run); worse = the largest
   increase of that drop over the modalities, so a candidate that leans
   harder on one modality (the camera, say) than the baseline did is caught.
+- `fallback_used_frac`: the share of validation clips whose eventness was too flat to anchor and
+  fell back to the uniform budget (`budget.fallback_std`); worse = candidate - baseline, so a
+  margin of 0 requires that the fallback rate not rise.
 
 >>> base = [{"calibration_test": {"before": {"ece": 0.04}}}]
 >>> cand = [{"calibration_test": {"before": {"ece": 0.07}}}]
@@ -111,10 +114,23 @@ def _modality_reliance(baseline: list[dict], candidate: list[dict]) -> Worsening
     return _largest_loss(_drops(baseline), _drops(candidate), what, True)
 
 
+def _fallback_used_frac(baseline: list[dict], candidate: list[dict]) -> Worsening:
+    def read(m: dict) -> float:
+        return m["budget"]["fallback_used_frac"]["val"]
+
+    base, cand = _seed_mean(baseline, read), _seed_mean(candidate, read)
+    detail = (
+        "share of val clips too flat to anchor (budget fallback to uniform), seed mean: "
+        f"candidate {cand:.4g} - baseline {base:.4g}"
+    )
+    return Worsening(base, cand, cand - base, detail)
+
+
 DIAGNOSTICS: dict[str, Callable[[list[dict], list[dict]], Worsening]] = {
     **{name: _calibration(name) for name in CALIBRATION},
     "class_recall": _class_recall,
     "modality_reliance": _modality_reliance,
+    "fallback_used_frac": _fallback_used_frac,
 }
 
 

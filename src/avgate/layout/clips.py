@@ -13,6 +13,14 @@ from avgate.config import Params
 
 SPLITS = ("train", "val", "test")
 EMBEDDINGS = Path("data/embeddings")
+BUDGETED = Path("data/budget/visual")  # the budget stage's visual rows, an embeddings folder
+ALLOCATION = Path("data/budget/allocation.parquet")  # its resolution of every second
+
+
+def eventness_scores(method: str) -> Path:
+    """Where the eventness stage writes the scores of `method` (one folder per method, so that
+    the scores of every method tried stay side by side)."""
+    return Path("data/eventness") / method / "scores.parquet"
 
 
 def embedding_dir(encoder: str) -> Path:

@@ -21,18 +21,20 @@ import pandas as pd
 from avgate import audit
 from avgate.config import Params
 from avgate.files import write_json
-from avgate.layout.clips import SPLITS, usable_clips
-from avgate.layout.inputs import fused_embeddings, pool_clips
+from avgate.layout.arrays import pool_clips, side_by_side
+from avgate.layout.clips import SPLITS, embedding_dir, usable_clips
 from avgate.profiles import recorded
 
 REPORT = Path("metrics/audit.json")
 
 
 def clip_embeddings(params: Params) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per split: clip ids and their mean fused embedding, standardised over all clips."""
+    """Per split: clip ids and their mean fused embedding (every encoder of `embed.encoders`),
+    standardised over all clips."""
     out = {}
+    dirs = {name: embedding_dir(name) for name in params.embed.encoders}
     for split in SPLITS:
-        x, index = fused_embeddings(params, split)
+        x, index = side_by_side(dirs, split)
         clip_ids, means, _ = pool_clips(x, index)
         out[split] = (clip_ids, means)
     every = np.concatenate([means for _, means in out.values()])

@@ -35,4 +35,6 @@ def _demo_config(params: Params) -> DemoConfig:
         min_event_seconds=p.event_seconds[0],
         max_event_seconds=p.event_seconds[1],
         corrupt_fraction=p.corrupt_fraction,
+        visual_cue=p.visual_cue,
+        audio_cue=p.audio_cue,
     )

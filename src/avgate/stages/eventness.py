@@ -1,10 +1,10 @@
 """`eventness`: a Stage-1 score of how eventful each second is, for every split, cached by DVC.
 
 `eventness.method` (a method of `avgate.eventness`) fits on the train split's seconds and scores
-every second of train, val and test: `data/eventness/scores.parquet` holds clip_id, t, split and
-score, each second of each split once. `metrics/eventness.json` gives the method, its identity
-(options and encoders) and its quality against the per-second labels on validation only: test
-seconds are scored, but their labels are never read (the test split is sealed).
+every second of train, val and test: `data/eventness/<method>/scores.parquet` holds clip_id, t,
+split and score, each second of each split once. `metrics/eventness.json` gives the method, its
+identity (options and encoders) and its quality against the per-second labels on validation only:
+test seconds are scored, but their labels are never read (the test split is sealed).
 
 `task.kind: clip` has no per-second labels (each second carries its clip's label). The stage
 then scores every second with a method that fits without labels (`energy`, the default, so the
@@ -24,12 +24,11 @@ from avgate.config import Params
 from avgate.declare import section
 from avgate.errors import StageError
 from avgate.files import read_json, write_json, write_parquet
-from avgate.layout.clips import SPLITS, embedding_dir
-from avgate.layout.inputs import second_labels
+from avgate.layout.clips import SPLITS, embedding_dir, eventness_scores
+from avgate.layout.labels import second_labels
 from avgate.profiles import recorded
 from avgate.training.determinism import pin_determinism
 
-SCORES = Path("data/eventness/scores.parquet")
 REPORT = Path("metrics/eventness.json")
 LABELLED = ("train", "val")  # the splits whose labels this stage reads: never test
 NO_LABELS = "task.kind clip has no per-second labels (task.kind event has)"
@@ -50,7 +49,7 @@ def _eventness(params: Params) -> dict:
     data = {split: seconds_of(params, split, method.needs_visual) for split in SPLITS}
     pin_determinism(settings.seed, params.train.num_threads)
     scores = fitted_scores(method, data, params.task.kind)
-    write_parquet(score_table(data, scores), SCORES)
+    write_parquet(score_table(data, scores), eventness_scores(method.name))
     encoders = {"audio_encoder": settings.audio_encoder}
     if method.needs_visual:
         encoders["visual_encoder"] = settings.visual_encoder

@@ -28,7 +28,7 @@ from avgate import metrics, stats
 from avgate.config import Params
 from avgate.errors import StageError
 from avgate.files import atomic_path, read_json, write_csv, write_json
-from avgate.gating import ledger, selection
+from avgate.gating import buckets, ledger, selection
 from avgate.gating.gate_report import markdown
 from avgate.gating.opening import workspace_record
 from avgate.gating.pairing import UnpairedError, check_paired, check_seeds
@@ -44,7 +44,9 @@ from avgate.gating.revisions import RevisionError, Snapshot, resolve
 from avgate.gating.spec import GateSpec, GateStage, check_groups, check_params, load_spec
 from avgate.gating.verdict import CI_CONFIDENCE, judge, to_dict
 from avgate.gating.worsening import worsening
-from avgate.layout.inputs import clip_column, labels_of, predictions_dir
+from avgate.layout.clips import ALLOCATION
+from avgate.layout.inputs import predicted_labels, predictions_dir
+from avgate.layout.labels import clip_column, labels_of
 from avgate.layout.results import SCORES
 from avgate.profiles import recorded
 from avgate.scoring import logits_of, split_scores
@@ -357,7 +359,39 @@ def evaluate_stage(
         groups=groups,
         min_groups=spec.min_groups,
     )
-    return _result(params, spec, stage, baseline, base, cand, verdict)
+    result = _result(params, spec, stage, baseline, base, cand, verdict)
+    result["buckets"] = _buckets(params, stage, tables, sides[1])
+    return result
+
+
+def _buckets(params: Params, stage: GateStage, tables: dict, candidate: Side) -> dict:
+    """The paired change in per-second accuracy by bucket (`avgate.gating.buckets`), from the
+    candidate's budget allocation; a reason instead where there is none to read."""
+    if params.task.kind != "event":
+        return {"reason": "task.kind clip: no seconds to bucket"}
+    try:
+        allocation = candidate.frame(ALLOCATION)
+    except (OSError, StageError, RevisionError) as error:
+        return {"reason": f"{ALLOCATION}: not readable ({error})"}
+    if allocation.empty:
+        return {"reason": "budget.policy off: no eventness allocation"}
+    rows = tables[stage.seeds[0]][1][["clip_id", "t"]]
+    mine = rows.merge(allocation[allocation["split"] == stage.split], on=["clip_id", "t"],
+                      how="left")  # fmt: skip
+    if mine["score"].isna().any():
+        return {"reason": f"{ALLOCATION}: lacks {stage.split} seconds the predictions hold"}
+    labels = tables[stage.seeds[0]][1]["label"].to_numpy()
+    groups = buckets.second_buckets(mine, labels, params.task.background_label)
+    correct = [
+        np.stack([predicted_labels(tables[s][side]) == tables[s][side]["label"].to_numpy()
+                  for s in stage.seeds])
+        for side in (0, 1)
+    ]  # fmt: skip
+    return {
+        "measure": "accuracy per second, mean over seeds; delta = candidate - baseline",
+        "fallback_used_frac": float(mine.groupby("clip_id")["fallback"].first().mean()),
+        "rows": buckets.deltas_by_bucket(*correct, groups),
+    }
 
 
 def _groups(params: Params, side: Side, clip_ids: np.ndarray) -> np.ndarray:

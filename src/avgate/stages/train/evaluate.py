@@ -16,17 +16,20 @@ import torch
 from avgate import calibration, metrics, model_diagnostics
 from avgate.config import Params
 from avgate.declare import ConfigError
+from avgate.errors import StageError
 from avgate.files import atomic_dir, read_json, write_json, write_parquet
+from avgate.layout.clips import BUDGETED
 from avgate.layout.inputs import (
     DESCRIPTION,
+    EVAL_SPLITS,
     Examples,
     examples,
     features,
-    labels_of,
     modality_columns,
     model_dir,
     predictions_dir,
 )
+from avgate.layout.labels import labels_of
 from avgate.profiles import recorded
 from avgate.scoring import majority_class, predictions_table, split_scores
 from avgate.stages.train.train_seed import lora_clips
@@ -85,6 +88,18 @@ def _opened_test_labels(params: Params, index: pd.DataFrame) -> np.ndarray | Non
     return labels_of(params, index)
 
 
+def budget_record(params: Params) -> dict:
+    """The budget policy the visual rows were chosen under and the share of clips per split whose
+    eventness was too flat to anchor (0 without a policy that reads it)."""
+    if params.budget.policy == "off":
+        return {"policy": "off", "fallback_used_frac": dict.fromkeys(EVAL_SPLITS, 0.0)}
+    path = BUDGETED / "meta.json"
+    if not path.is_file():
+        raise StageError(f"{path}: missing; run `dvc repro budget`")
+    meta = read_json(path)
+    return {"policy": meta["policy"], "fallback_used_frac": meta["fallback_used_frac"]}
+
+
 def run(params: Params, seed: int) -> dict:
     """Predict val and test with one seed's model and score val; write predictions/seed<seed>/."""
     with recorded(f"evaluate/seed{seed}"):
@@ -139,5 +154,6 @@ def _evaluate(params: Params, seed: int) -> dict:
         if params.evaluate.aggregate_by:
             scores["val_aggregated"] = aggregated(params, val, probs, classes)
         scores["modality_ablation_val"] = {} if lora else ablations(params, model, val, classes)
+        scores["budget"] = budget_record(params)
         write_json(tmp / "metrics.json", scores)
     return scores

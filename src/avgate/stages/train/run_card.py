@@ -19,7 +19,7 @@ import yaml
 from avgate.config import Params
 from avgate.declare import PARAMS_FILE
 from avgate.files import sha256_of
-from avgate.layout.clips import embedding_dir
+from avgate.layout.inputs import input_dirs
 from avgate.numerics import pinned_environment
 
 PACKAGES = ("avgate", "torch", "torchaudio", "dvc", "dvclive", "numpy", "pandas", "scipy",
@@ -41,6 +41,9 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+BUDGET_KEYS = ("policy", "low", "uniform", "high")  # which visual rows the model reads
+
+
 def stage_params(raw: dict) -> dict:
     """The params the `train` stage depends on (dvc.yaml), as written in params.yaml: a section
     it does not read (gate, audit, eventness) would make the card stale when that section
@@ -59,6 +62,8 @@ def stage_params(raw: dict) -> dict:
     lora = raw.get("train", {}).get("lora", {}).get("encoder")
     if lora in embed:
         found["embed"][lora] = embed[lora]
+    if "budget" in raw:
+        found["budget"] = {k: raw["budget"][k] for k in BUDGET_KEYS if k in raw["budget"]}
     found |= {key: raw[key] for key in ("task", "train", "evaluate") if key in raw}
     return found
 
@@ -66,8 +71,8 @@ def stage_params(raw: dict) -> dict:
 def build(params: Params) -> dict:
     """The run card of the current workspace."""
     encoders = {}
-    for name in params.embed.encoders:
-        meta = embedding_dir(name) / "meta.json"
+    for name, folder in input_dirs(params).items():
+        meta = folder / "meta.json"
         encoders[name] = json.loads(meta.read_text()) if meta.is_file() else None
     return {
         "params": stage_params(yaml.safe_load(Path(PARAMS_FILE).read_text())),

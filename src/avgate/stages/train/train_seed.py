@@ -24,8 +24,8 @@ from avgate.layout.inputs import (
     examples,
     live_dir,
     model_dir,
-    second_labels,
 )
+from avgate.layout.labels import second_labels
 from avgate.profiles import recorded
 from avgate.training.bars import EpochBar
 from avgate.training.callbacks import Callback
