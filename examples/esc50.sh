@@ -10,6 +10,6 @@ if [ $# -ne 1 ] || [ ! -f "$1/meta/esc50.csv" ] || [ ! -d "$1/audio" ]; then
 fi
 exec "$(dirname "$0")/run_dataset.sh" "$1" esc50 esc50-folds \
   -S data.format=esc50 -S task.kind=clip \
-  -S budget.policy=off -S '~embed.encoders.frames' -S '~embed.encoders.frames_low' \
+  -S budget.policy=none -S '~embed.encoders.frames' -S '~embed.encoders.frames_low' \
   -S '~embed.encoders.frames_high' \
   -S evaluate.primary_metric=accuracy -S split.method=predefined -S split.test_fold=1

@@ -12,6 +12,6 @@ leak=false
 [ "$2" = random ] && leak=true
 exec "$(dirname "$0")/run_dataset.sh" "$1" fsdd "fsdd-$2" \
   -S data.format=fsdd -S task.kind=clip \
-  -S budget.policy=off -S '~embed.encoders.frames' -S '~embed.encoders.frames_low' \
+  -S budget.policy=none -S '~embed.encoders.frames' -S '~embed.encoders.frames_low' \
   -S '~embed.encoders.frames_high' -S embed.logmel.segments=4 \
   -S evaluate.primary_metric=accuracy -S "split.method=$2" -S "split.allow_leakage=$leak"

@@ -55,7 +55,7 @@ def run_until_train(params: Params) -> None:
     for name in params.embed.encoders:
         embed.run(params, name)
     audit_embeddings.run(params)
-    if params.budget.policy != "off":
+    if params.budget.policy != "none":
         eventness.run(params)
     budget.run(params)
 
@@ -96,10 +96,10 @@ def merge(base: dict, overrides: dict, where: tuple[str, ...] = ()) -> dict:
 def write_params(root: Path, overrides: dict) -> Params:
     """Write the repo's params.yaml with the small settings and `overrides` into `root`.
 
-    Overrides that choose `embed.encoders` and say nothing of `budget` get `budget.policy: off`:
+    Overrides that choose `embed.encoders` and say nothing of `budget` get `budget.policy: none`:
     the budget's three visual encoders are the repo's, not theirs."""
     if "encoders" in overrides.get("embed", {}) and "budget" not in overrides:
-        overrides = {**overrides, "budget": {"policy": "off"}}
+        overrides = {**overrides, "budget": {"policy": "none"}}
     data = merge(merge(yaml.safe_load((REPO / "params.yaml").read_text()), SMALL), overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     return Params.from_dict(data)

@@ -41,8 +41,8 @@ def rows(where: str | Path, split: str) -> np.ndarray:
     return np.load(folder / f"{split}.npy")
 
 
-def test_the_declared_policies_are_the_registered_ones_and_off():
-    assert sorted(BUDGET_POLICIES) == sorted([*budget.POLICIES, "off"])
+def test_the_declared_policies_are_the_registered_ones_and_none():
+    assert sorted(BUDGET_POLICIES) == sorted([*budget.POLICIES, "none"])
 
 
 def test_uniform_passes_the_uniform_rows_through_and_plans_equal_budgets(embedded):
@@ -100,6 +100,8 @@ def test_flat_eventness_falls_back_to_uniform_and_says_how_often(embedded, monke
     for split in clips.SPLITS:
         in_split = allocation[allocation["split"] == split].groupby("clip_id")["fallback"].first()
         assert summary["fallback_used_frac"][split] == pytest.approx(in_split.mean())
+        spread = flat[flat["split"] == split].groupby("clip_id")["score"].std(ddof=0)
+        assert summary["eventness_confidence"][split] == pytest.approx(spread.mean())
     meta = json.loads((clips.BUDGETED / "meta.json").read_text())
     assert meta["fallback_used_frac"] == summary["fallback_used_frac"]
 
@@ -131,9 +133,9 @@ def test_encoders_that_differ_beyond_size_are_refused(embedded, change, message)
         path.write_text(original)
 
 
-def test_off_leaves_the_model_on_every_encoder(embedded):
-    params = write_params(embedded, {"budget": {"policy": "off"}})
-    assert stage.run(params)["policy"] == "off"
+def test_none_leaves_the_model_on_every_encoder(embedded):
+    params = write_params(embedded, {"budget": {"policy": "none"}})
+    assert stage.run(params)["policy"] == "none"
     assert list(inputs.input_dirs(params)) == list(params.embed.encoders)
     x, _ = inputs.features(params, "val")
     dims = [json.loads((clips.embedding_dir(n) / "meta.json").read_text())["dim"]

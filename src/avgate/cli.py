@@ -117,8 +117,8 @@ def _budget(args: argparse.Namespace, params: Params) -> None:
     from avgate.stages import budget
 
     summary = budget.run(params)
-    if summary["policy"] == "off":
-        print(f"budget off: {summary['reason']}")
+    if summary["policy"] == "none":
+        print(f"budget none: {summary['reason']}")
         return
     planned, fallback = summary["planned"], summary["fallback_used_frac"]
     hits, hit = summary["val"], ""

@@ -52,9 +52,9 @@ RARE_LABEL_POLICIES = ("fail", "drop", "train_only")
 # The methods avgate.eventness registers (named here so that this module never imports torch;
 # tests/test_eventness_stage.py checks that the two agree).
 EVENTNESS_METHODS = ("energy", "audio_head", "av_agreement", "mil")
-# The policies avgate.budget registers, and `off` (the head reads every encoder as it is);
+# The policies avgate.budget registers, and `none` (the head reads every encoder as it is);
 # tests/test_budget_stage.py checks that they agree.
-BUDGET_POLICIES = ("off", "uniform", "anchored_topk")
+BUDGET_POLICIES = ("none", "uniform", "anchored_topk")
 
 
 @dataclass(frozen=True)
@@ -264,8 +264,8 @@ class EventnessParams:
 @dataclass(frozen=True)
 class BudgetParams:
     policy: str = param(
-        "off",
-        "the visual resolution of each second: off (every encoder as it is), uniform "
+        "none",
+        "the visual resolution of each second: none (every encoder as it is), uniform "
         "(budget.uniform throughout) or anchored_topk (budget.high on the k most eventful "
         "seconds, budget.low elsewhere)",
         one_of(*BUDGET_POLICIES),
@@ -496,7 +496,7 @@ def _check_budget(params: Params) -> None:
     """With a policy on, budget.low, .uniform and .high name three different encoders of one kind
     in `embed.encoders`, for heads on cached embeddings (LoRA reads raw audio only)."""
     budget = params.budget
-    if budget.policy == "off":
+    if budget.policy == "none":
         return
     names = budget.encoders()
     for key, name in zip(("low", "uniform", "high"), names, strict=True):
@@ -504,7 +504,7 @@ def _check_budget(params: Params) -> None:
             fail(
                 f"budget.{key}",
                 f"must name an encoder in embed.encoders {list(params.embed.encoders)} when "
-                f"budget.policy is {budget.policy} (or set budget.policy: off)",
+                f"budget.policy is {budget.policy} (or set budget.policy: none)",
                 name,
             )
     if len(set(names)) < 3:

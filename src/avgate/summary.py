@@ -35,7 +35,7 @@ def render(
     ]
     if leakage:
         lines += _wrapped(f"split: {leakage['verdict']}")
-    if budget and budget["policy"] != "off":
+    if budget and budget["policy"] != "none":
         lines += _wrapped(_budget_line(budget))
     if gate:
         lines += _wrapped(f"gate {gate['stage']}: " + _gate_line(gate))

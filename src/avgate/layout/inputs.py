@@ -73,7 +73,7 @@ def input_dirs(params: Params) -> dict[str, Path]:
     >>> input_dirs(Params.from_dict({}))
     {'logmel': PosixPath('data/embeddings/logmel'), 'frames': PosixPath('data/embeddings/frames')}
     """
-    budgeted = set(params.budget.encoders()) if params.budget.policy != "off" else set()
+    budgeted = set(params.budget.encoders()) if params.budget.policy != "none" else set()
     dirs = {}
     for name in params.embed.encoders:
         if name not in budgeted:

@@ -7,12 +7,13 @@ options differ in `size` only). The stage reads their rows and the eventness sco
   as an embeddings folder ({split}.npy, .index.parquet, meta.json): the model's visual input;
 - `data/budget/allocation.parquet`: clip_id, t, split, score, resolution, high, fallback;
 - `metrics/budget.json`: both policies' planned budgets, what was spent, `fallback_used_frac`
-  per split, and on validation the share of high-resolution seconds that hold an event.
+  and the eventness confidence (mean spread of a clip's scores) per split, and on validation
+  the share of high-resolution seconds that hold an event.
 
 The visual cost of a second is frames per second x size² pixels. Before anything is written the
 planned cost of `uniform` and of `anchored_topk` over every clip must agree within 1%, or the
 stage fails naming both budgets: a comparison of the two policies is then one of equals.
-`budget.policy: off` writes an empty allocation and a meta.json saying so; the model then reads
+`budget.policy: none` writes an empty allocation and a meta.json saying so; the model then reads
 every encoder of `embed.encoders` as it is.
 """
 
@@ -41,17 +42,17 @@ LABELLED = "val"  # the one split whose labels the anchor hit rate reads (never 
 def run(params: Params) -> dict:
     """Write the budgeted visual rows, the allocation and metrics/budget.json; return the last."""
     with recorded("budget"):
-        if params.budget.policy == "off":
-            return _off()
+        if params.budget.policy == "none":
+            return _none()
         return _budget(params)
 
 
-def _off() -> dict:
+def _none() -> dict:
     with atomic_dir(BUDGETED) as tmp:
-        meta = {"policy": "off", "fallback_used_frac": dict.fromkeys(SPLITS, 0.0)}
+        meta = {"policy": "none", "fallback_used_frac": dict.fromkeys(SPLITS, 0.0)}
         write_json(tmp / "meta.json", meta)
     write_parquet(pd.DataFrame(columns=["clip_id", "t", "split", "resolution"]), ALLOCATION)
-    summary = {"policy": "off", "reason": "budget.policy off: the model reads embed.encoders"}
+    summary = {"policy": "none", "reason": "budget.policy none: the model reads embed.encoders"}
     write_json(REPORT, summary)
     return summary
 
@@ -89,6 +90,7 @@ def _budget(params: Params) -> dict:
                                                          planned["anchored_topk"])},
         "spent": {split: budget.cost(a, per_second) for split, a in allocations.items()},
         "fallback_used_frac": meta["fallback_used_frac"],
+        "eventness_confidence": eventness_confidence(allocation),
         "val": anchor_hits(params, allocation),
     }  # fmt: skip
     write_json(REPORT, summary)
@@ -240,6 +242,13 @@ def visual_meta(
         "rows": {split: int(len(a.seconds)) for split, a in allocations.items()},
         "fallback_used_frac": {split: a.fallback_used_frac for split, a in allocations.items()},
     }  # fmt: skip
+
+
+def eventness_confidence(allocation: pd.DataFrame) -> dict[str, float]:
+    """Per split, the mean over clips of the spread (standard deviation) of a clip's eventness
+    scores: the quantity budget.fallback_std tests, and the gate's buckets split in thirds."""
+    spread = allocation.groupby(["split", "clip_id"], sort=False)["score"].std(ddof=0)
+    return {split: float(spread[split].mean()) for split in SPLITS}
 
 
 def anchor_hits(params: Params, allocation: pd.DataFrame) -> dict | None:

@@ -374,7 +374,7 @@ def _buckets(params: Params, stage: GateStage, tables: dict, candidate: Side) ->
     except (OSError, StageError, RevisionError) as error:
         return {"reason": f"{ALLOCATION}: not readable ({error})"}
     if allocation.empty:
-        return {"reason": "budget.policy off: no eventness allocation"}
+        return {"reason": "budget.policy none: no eventness allocation"}
     rows = tables[stage.seeds[0]][1][["clip_id", "t"]]
     mine = rows.merge(allocation[allocation["split"] == stage.split], on=["clip_id", "t"],
                       how="left")  # fmt: skip

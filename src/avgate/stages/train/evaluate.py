@@ -91,8 +91,8 @@ def _opened_test_labels(params: Params, index: pd.DataFrame) -> np.ndarray | Non
 def budget_record(params: Params) -> dict:
     """The budget policy the visual rows were chosen under and the share of clips per split whose
     eventness was too flat to anchor (0 without a policy that reads it)."""
-    if params.budget.policy == "off":
-        return {"policy": "off", "fallback_used_frac": dict.fromkeys(EVAL_SPLITS, 0.0)}
+    if params.budget.policy == "none":
+        return {"policy": "none", "fallback_used_frac": dict.fromkeys(EVAL_SPLITS, 0.0)}
     path = BUDGETED / "meta.json"
     if not path.is_file():
         raise StageError(f"{path}: missing; run `dvc repro budget`")
