@@ -44,7 +44,7 @@ from avgate.gating.revisions import RevisionError, Snapshot, resolve
 from avgate.gating.spec import GateSpec, GateStage, check_groups, check_params, load_spec
 from avgate.gating.verdict import CI_CONFIDENCE, judge, to_dict
 from avgate.gating.worsening import worsening
-from avgate.layout.inputs import clip_column, labels_of, predictions_dir
+from avgate.layout.inputs import clip_column, labels_of, predicted_labels, predictions_dir
 from avgate.layout.results import SCORES
 from avgate.profiles import recorded
 from avgate.scoring import logits_of, split_scores
@@ -274,10 +274,12 @@ def _paired(stage: GateStage, tables: dict) -> str:
     return [check_paired(*tables[s], f"seed {s} {stage.split}") for s in stage.seeds][0]
 
 
-def _per_sample_scores(metric: metrics.Metric, table: pd.DataFrame) -> np.ndarray:
-    """One score per row of `table` whose mean is `metric` (its `per_sample` function)."""
-    logits, classes = logits_of(table)
-    return metric.per_sample(table["label"].to_numpy(), np.asarray(classes)[logits.argmax(axis=1)])
+def _per_sample_scores(
+    metric: metrics.Metric, table: pd.DataFrame, threshold: dict | None
+) -> np.ndarray:
+    """One score per row of `table` whose mean is `metric` (its `per_sample` function), the
+    labels decided by the run's tuned `threshold` if it has one."""
+    return metric.per_sample(table["label"].to_numpy(), predicted_labels(table, threshold))
 
 
 def _per_seed(params: Params, stage: GateStage, tables: dict, side: int, stored: Side,
@@ -289,8 +291,9 @@ def _per_seed(params: Params, stage: GateStage, tables: dict, side: int, stored:
         if stage.split == "test":
             table = tables[seed][side]
             logits, classes = logits_of(table)
+            labels, threshold = table["label"].to_numpy(), found.get(metrics.THRESHOLD)
             found |= split_scores(
-                params.task.kind, "test", table["label"].to_numpy(), logits, classes, majority
+                params.task.kind, "test", labels, logits, classes, majority, threshold
             )
         out.append(found)
     return out
@@ -338,7 +341,13 @@ def evaluate_stage(
                 "remove it"
             )
         per_sample = tuple(
-            np.stack([_per_sample_scores(scorer, tables[s][i]) for s in seeds]) for i in (0, 1)
+            np.stack(
+                [
+                    _per_sample_scores(scorer, tables[s][i], found.get(metrics.THRESHOLD))
+                    for s, found in zip(seeds, per_seed, strict=True)
+                ]
+            )
+            for i, per_seed in enumerate((base_metrics, cand_metrics))
         )
     diagnostics = {
         name: worsening(name, base_metrics, cand_metrics)
