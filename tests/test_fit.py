@@ -8,6 +8,7 @@ from avgate.declare import ConfigError
 from avgate.layout.inputs import Examples
 from avgate.models.heads import MLPHead
 from avgate.stages.train.evaluate import aggregated
+from avgate.training import selection
 from avgate.training.callbacks import Callback
 from avgate.training.finite import Rows
 from avgate.training.loop import FitConfig, fit
@@ -48,9 +49,13 @@ def test_the_kept_epoch_is_the_best_by_the_selection_metric(selection, best):
 
 
 def test_unknown_selection_metric_is_a_params_error():
-    message = r"train.selection_metric must be one of \['val_loss', 'val_accuracy'\]"
+    """params.yaml cannot know the registry (config never imports metrics); the train stage
+    refuses the name before any seed trains, listing the loop's and the task kind's metrics."""
+    message = r"train.selection_metric must be one of \['val_loss', 'val_accuracy', 'accuracy'"
     with pytest.raises(ConfigError, match=message):
-        Params.from_dict({"train": {"selection_metric": "test_accuracy"}})
+        selection.check("test_accuracy", "clip", "train.selection_metric")
+    with pytest.raises(ConfigError, match="train.selection_metric must not be empty"):
+        Params.from_dict({"train": {"selection_metric": ""}})
 
 
 def test_aggregation_pools_each_events_clips(tmp_path, monkeypatch):

@@ -297,7 +297,7 @@ def test_predicted_labels_take_the_arg_max_logit():
         pd.DataFrame({"clip_id": ["x", "y"]}), np.array(["b", "b"]), logits, ["a", "b"]
     )
     assert list(table.columns) == ["clip_id", "label", "logit_a", "logit_b"]
-    assert predicted_labels(table).tolist() == ["b", "a"]
+    assert predicted_labels(table, None).tolist() == ["b", "a"]
 
 
 def test_majority_class_breaks_ties_in_sorted_order():

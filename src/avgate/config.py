@@ -322,6 +322,35 @@ class LoraParams:
 
 
 @dataclass(frozen=True)
+class OversampleParams:
+    classes: list[str] = param(
+        [],
+        "training classes drawn more often: together they take train.oversample.share of each "
+        "epoch's rows (empty: off); checked against the training labels by the train stage",
+        UNIQUE,
+    )
+    share: float = param(
+        0.5,
+        "the named classes' share of the rows drawn each epoch (with replacement, the same "
+        "number of rows), the other classes the rest",
+        bound("(0, 1)"),
+    )
+
+
+SAMPLERS = ("shuffle", "balanced")
+LOOP_SELECTION = ("val_loss", "val_accuracy")  # what every training mode's validation computes
+# Keys of the tail recipe (heads on cached embeddings only) with the value that switches them off.
+TAIL_RECIPE = {
+    "train.label_smoothing": 0.0,
+    "train.sampler": "shuffle",
+    "train.oversample.classes": [],
+    "train.mixup": 0.0,
+    "train.feature_noise": 0.0,
+    "evaluate.threshold": "argmax",
+}
+
+
+@dataclass(frozen=True)
 class TrainParams:
     seeds: list[int] = param(
         [0, 1, 2], "one model per seed", NOT_EMPTY, UNIQUE, bound(">= 0", each=True)
@@ -354,8 +383,33 @@ class TrainParams:
     )
     selection_metric: str = param(
         "val_loss",
-        "the epoch kept: val_loss (lowest) or val_accuracy (highest)",
-        one_of("val_loss", "val_accuracy"),
+        "the epoch kept: val_loss (lowest), val_accuracy (highest), or a metric "
+        "src/avgate/metrics.py registers for task.kind (e.g. tail_f1), scored on validation "
+        "each epoch in the registry's direction; checked by the train stage",
+        NOT_EMPTY,
+    )
+    label_smoothing: float = param(
+        0.0,
+        "cross-entropy label smoothing of the head's training loss (torch's label_smoothing; "
+        "validation loss stays plain)",
+        bound("[0, 1)"),
+    )
+    sampler: str = param(
+        "shuffle",
+        "each epoch's rows: shuffle (every row once) or balanced (drawn with replacement so "
+        "that every class is equally likely, as many rows)",
+        one_of(*SAMPLERS),
+    )
+    oversample: OversampleParams = field(default_factory=OversampleParams)
+    mixup: float = param(
+        0.0,
+        "mixup of training batches: alpha of the Beta(alpha, alpha) blend weight (0: off)",
+        bound(">= 0"),
+    )
+    feature_noise: float = param(
+        0.0,
+        "std of Gaussian noise added to training batches, in standardised units (0: off)",
+        bound(">= 0"),
     )
     num_threads: int = param(
         1, "CPU threads; fixed so that a seed gives the same weights on any machine", bound(">= 1")
@@ -375,6 +429,13 @@ class EvaluateParams:
     )
     aggregate: str = param(
         "mean", "how an event's clip probabilities are pooled", one_of("mean", "max")
+    )
+    threshold: str = param(
+        "argmax",
+        "binary tasks: argmax, or tuned: the threshold on the rarer training class's probability "
+        "that maximises evaluate.primary_metric on validation (stored in head.json; makes the "
+        "validation score optimistic)",
+        one_of("argmax", "tuned"),
     )
     test: str = param(
         "sealed",
@@ -459,6 +520,8 @@ def _check(params: Params) -> None:
     for name, options in params.eventness.options.items():
         _check_method_section(name, options)
     _check_budget(params)
+    if params.train.finetune == "lora":
+        _check_lora_recipe(params)
     lora = params.train.lora
     if params.train.finetune == "lora" and lora.encoder not in params.embed.sections:
         fail(
@@ -466,6 +529,21 @@ def _check(params: Params) -> None:
             "must name an embed.<name> section holding an hf_audio encoder's options "
             "(model, revision) when train.finetune is lora",
             lora.encoder,
+        )
+
+
+def _check_lora_recipe(params: Params) -> None:
+    """The tail recipe and registered selection metrics are for heads on cached embeddings:
+    refuse them under `train.finetune: lora` instead of ignoring them."""
+    for key, off in TAIL_RECIPE.items():
+        value = functools.reduce(getattr, key.split("."), params)
+        if value != off:
+            fail(key, f"applies to train.finetune: none only; set it to {off!r} for lora", value)
+    if params.train.selection_metric not in LOOP_SELECTION:
+        fail(
+            "train.selection_metric",
+            f"must be one of {list(LOOP_SELECTION)} with train.finetune: lora",
+            params.train.selection_metric,
         )
 
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PROB_PREFIX = "prob_"
+THRESHOLD = "decision_threshold"  # the tuned threshold's key in head.json and metrics.json
 AUC_CLIP = 1e-6
 MAXIMIZE, MINIMIZE = "maximize", "minimize"
 DIRECTIONS = (MAXIMIZE, MINIMIZE)
@@ -285,28 +286,88 @@ def _check_probs(probs: np.ndarray, n_rows: int, n_classes: int) -> None:
 
 
 def score(
-    kind: str, y_true: Sequence[str], probs: np.ndarray, classes: Sequence[str]
+    kind: str,
+    y_true: Sequence[str],
+    probs: np.ndarray,
+    classes: Sequence[str],
+    threshold: dict | None = None,
 ) -> dict[str, float | None]:
     """Every metric of the task kind, from the true labels and (n, k) class probabilities.
 
-    Label metrics use the arg-max class of each row (ties: the first class in `classes`).
+    Label metrics use the class `decide` picks for each row: the arg-max (ties: the first class
+    in `classes`), or the tuned `threshold` of a binary task.
 
     >>> probs = np.array([[0.5, 0.5], [0.2, 0.8], [1.0, 0.0], [0.0, 1.0]])
     >>> scores = score("clip", ["a", "b", "b", "b"], probs, ["a", "b"])
     >>> scores["accuracy"], scores["tail_recall"], round(scores["macro_roc_auc"], 3)
     (0.75, 1.0, 0.667)
     """
+    return {name: value(name, y_true, probs, classes, threshold) for name in names(kind)}
+
+
+def value(
+    name: str,
+    y_true: Sequence[str],
+    probs: np.ndarray,
+    classes: Sequence[str],
+    threshold: dict | None = None,
+) -> float | None:
+    """The registered metric `name` of the true labels and (n, k) probabilities, as `score`
+    computes it (label metrics see the classes `decide` picks)."""
     y_true, probs, classes = np.asarray(y_true), np.asarray(probs), list(classes)
     _check_probs(probs, len(y_true), len(classes))
-    y_pred = np.asarray(classes)[np.argmax(probs, axis=1)]
-    inputs = {"labels": y_pred, "scores": probs}
+    metric = METRICS[name]
+    seen = decide(probs, classes, threshold) if metric.needs == "labels" else probs
     with warnings.catch_warnings():  # sklearn's notes on a split with few classes are expected
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
         warnings.filterwarnings("ignore", message="A single label was found in 'y_true'")
-        return {
-            name: METRICS[name].fn(y_true, inputs[METRICS[name].needs], classes)
-            for name in names(kind)
-        }
+        return metric.fn(y_true, seen, classes)
+
+
+def decide(probs: np.ndarray, classes: Sequence[str], threshold: dict | None = None) -> np.ndarray:
+    """The predicted class of each row: the arg-max of `probs` (ties: the first class), or, for
+    a binary task with a tuned `threshold` `{"class": c, "value": t}` (`evaluate.threshold:
+    tuned`, stored in head.json), `c` where its probability is at least `t`, else the other.
+
+    >>> probs = np.array([[0.7, 0.3], [0.9, 0.1]])
+    >>> tuned = {"class": "b", "value": 0.2}
+    >>> decide(probs, ["a", "b"]).tolist(), decide(probs, ["a", "b"], tuned).tolist()
+    (['a', 'a'], ['b', 'a'])
+    """
+    names = np.asarray(classes)
+    if threshold is None:
+        return names[np.argmax(probs, axis=1)]
+    column = list(classes).index(threshold["class"])
+    return np.where(probs[:, column] >= threshold["value"], names[column], names[1 - column])
+
+
+def tune_threshold(
+    name: str, y_true: Sequence[str], probs: np.ndarray, classes: Sequence[str], positive: str
+) -> dict:
+    """The `decide` threshold on `positive`'s probability that makes the label metric `name`
+    best (in its registered direction) on these rows, e.g. validation; ties go to the threshold
+    nearest 0.5 (arg-max), then to the lower one. The candidates are 0.5 and the midpoints
+    between consecutive distinct probabilities (with 0 and 1 as ends): every decision these rows
+    allow. A score tuned on the rows it is then measured on is optimistic.
+
+    >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.4, 0.6]])
+    >>> tune_threshold("accuracy", ["a", "a", "b", "b"], probs, ["a", "b"], "b")
+    {'class': 'b', 'value': 0.25}
+    """
+    if METRICS[name].needs != "labels":
+        raise ValueError(f"metric {name!r} reads the probabilities: no threshold changes it")
+    column = np.asarray(probs)[:, list(classes).index(positive)]
+    edges = np.unique(np.concatenate([[0.0, 1.0], column]))
+    candidates = sorted(
+        {0.5, *((edges[:-1] + edges[1:]) / 2).tolist()}, key=lambda t: (abs(t - 0.5), t)
+    )
+    sign = METRICS[name].sign
+    best, best_value = 0.5, -np.inf
+    for t in candidates:
+        got = value(name, y_true, probs, classes, {"class": positive, "value": t})
+        if got is not None and sign * got > best_value:
+            best, best_value = t, sign * got
+    return {"class": positive, "value": float(best)}
 
 
 def _none_if_nan(value: float) -> float | None:

@@ -61,9 +61,11 @@ def split_scores(
     logits: np.ndarray,
     classes: list[str],
     majority: str,
+    threshold: dict | None = None,
 ) -> dict:
     """Every metric of the task, ECE, the majority-class baseline, per-class scores, calibration
     before any scaling and probability clustering of one split, keyed by `<what>_<split>`.
+    Labels are decided by `threshold` where tuned (`metrics.decide`), else by the arg-max.
 
     >>> out = split_scores("clip", "val", np.array(["x", "y"]), np.array([[2.0, 0], [0, 1.0]]),
     ...                    ["x", "y"], "x")
@@ -74,9 +76,10 @@ def split_scores(
     y = class_indices(labels, classes)
     majority_probs = np.zeros_like(probs)
     majority_probs[:, classes.index(majority)] = 1.0
-    predicted = np.asarray(classes)[probs.argmax(axis=1)]
+    predicted = metrics.decide(probs, classes, threshold)
+    scores = metrics.score(kind, labels, probs, classes, threshold)
     return {
-        split: metrics.score(kind, labels, probs, classes) | {"ece": calibration.ece(probs, y)},
+        split: scores | {"ece": calibration.ece(probs, y)},
         f"majority_baseline_{split}": metrics.score(kind, labels, majority_probs, classes),
         f"per_class_{split}": metrics.per_class(labels, predicted, classes),
         f"calibration_{split}": {"before": calibration.scores(probs, y)},

@@ -12,6 +12,7 @@ import pandas as pd
 from avgate import metrics
 from avgate.config import Params
 from avgate.errors import StageError
+from avgate.files import read_json
 from avgate.gating import power
 from avgate.gating.paths import SPEC
 from avgate.gating.spec import check_params, load_spec
@@ -22,7 +23,8 @@ SPLIT = "val"
 
 def validation_table(params: Params) -> pd.DataFrame:
     """One row per validation sample and seed: seed, group, clip_id, correct (the primary
-    metric's per-sample score, 0/1 for accuracy)."""
+    metric's per-sample score, 0/1 for accuracy, of the labels the seed decides: by its tuned
+    threshold where evaluate stored one)."""
     metric = metrics.METRICS[params.evaluate.primary_metric]
     if metric.per_sample is None:
         means = [name for name, m in metrics.METRICS.items() if m.per_sample is not None]
@@ -38,7 +40,8 @@ def validation_table(params: Params) -> pd.DataFrame:
         if not path.exists():
             raise StageError(f"{path} is missing: run `dvc repro` first (plan check reads it)")
         table = pd.read_parquet(path)
-        correct = metric.per_sample(table["label"].to_numpy(), predicted_labels(table))
+        threshold = read_json(predictions_dir(seed) / "metrics.json").get(metrics.THRESHOLD)
+        correct = metric.per_sample(table["label"].to_numpy(), predicted_labels(table, threshold))
         clip_ids = table["clip_id"].to_numpy()
         frames.append(
             pd.DataFrame(

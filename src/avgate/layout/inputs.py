@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from avgate import calibration, metrics
 from avgate.config import Params
 from avgate.layout.arrays import pool_clips, side_by_side
 from avgate.layout.clips import BUDGETED, embedding_dir
@@ -50,10 +51,13 @@ def predictions_dir(seed: int) -> Path:
     return Path("predictions") / f"seed{seed}"
 
 
-def predicted_labels(table: pd.DataFrame) -> np.ndarray:
-    """Arg-max class of each row of a predictions table (one `logit_<class>` column per class)."""
+def predicted_labels(table: pd.DataFrame, threshold: dict | None) -> np.ndarray:
+    """The class of each row of a predictions table (one `logit_<class>` column per class):
+    the arg-max, or the tuned `threshold` of a binary task (`metrics.decide`)."""
     logits, classes = logits_of(table)
-    return np.asarray(classes)[logits.argmax(axis=1)]
+    if threshold is None:
+        return np.asarray(classes)[logits.argmax(axis=1)]
+    return metrics.decide(calibration.softmax(logits), classes, threshold)
 
 
 @dataclass(frozen=True)

@@ -276,10 +276,12 @@ def _paired(stage: GateStage, tables: dict) -> str:
     return [check_paired(*tables[s], f"seed {s} {stage.split}") for s in stage.seeds][0]
 
 
-def _per_sample_scores(metric: metrics.Metric, table: pd.DataFrame) -> np.ndarray:
-    """One score per row of `table` whose mean is `metric` (its `per_sample` function)."""
-    logits, classes = logits_of(table)
-    return metric.per_sample(table["label"].to_numpy(), np.asarray(classes)[logits.argmax(axis=1)])
+def _per_sample_scores(
+    metric: metrics.Metric, table: pd.DataFrame, threshold: dict | None
+) -> np.ndarray:
+    """One score per row of `table` whose mean is `metric` (its `per_sample` function), the
+    labels decided by the run's tuned `threshold` if it has one."""
+    return metric.per_sample(table["label"].to_numpy(), predicted_labels(table, threshold))
 
 
 def _per_seed(params: Params, stage: GateStage, tables: dict, side: int, stored: Side,
@@ -291,8 +293,9 @@ def _per_seed(params: Params, stage: GateStage, tables: dict, side: int, stored:
         if stage.split == "test":
             table = tables[seed][side]
             logits, classes = logits_of(table)
+            labels, threshold = table["label"].to_numpy(), found.get(metrics.THRESHOLD)
             found |= split_scores(
-                params.task.kind, "test", table["label"].to_numpy(), logits, classes, majority
+                params.task.kind, "test", labels, logits, classes, majority, threshold
             )
         out.append(found)
     return out
@@ -340,7 +343,13 @@ def evaluate_stage(
                 "remove it"
             )
         per_sample = tuple(
-            np.stack([_per_sample_scores(scorer, tables[s][i]) for s in seeds]) for i in (0, 1)
+            np.stack(
+                [
+                    _per_sample_scores(scorer, tables[s][i], found.get(metrics.THRESHOLD))
+                    for s, found in zip(seeds, per_seed, strict=True)
+                ]
+            )
+            for i, per_seed in enumerate((base_metrics, cand_metrics))
         )
     diagnostics = {
         name: worsening(name, base_metrics, cand_metrics)
@@ -360,13 +369,17 @@ def evaluate_stage(
         min_groups=spec.min_groups,
     )
     result = _result(params, spec, stage, baseline, base, cand, verdict)
-    result["buckets"] = _buckets(params, stage, tables, sides[1])
+    thresholds = [[m.get(metrics.THRESHOLD) for m in side] for side in (base_metrics, cand_metrics)]
+    result["buckets"] = _buckets(params, stage, tables, sides[1], thresholds)
     return result
 
 
-def _buckets(params: Params, stage: GateStage, tables: dict, candidate: Side) -> dict:
+def _buckets(
+    params: Params, stage: GateStage, tables: dict, candidate: Side, thresholds: list[list]
+) -> dict:
     """The paired change in per-second accuracy by bucket (`avgate.gating.buckets`), from the
-    candidate's budget allocation; a reason instead where there is none to read."""
+    candidate's budget allocation; a reason instead where there is none to read. `thresholds`:
+    each side's decision threshold per seed of the stage (None: arg-max)."""
     if params.task.kind != "event":
         return {"reason": "task.kind clip: no seconds to bucket"}
     try:
@@ -383,8 +396,8 @@ def _buckets(params: Params, stage: GateStage, tables: dict, candidate: Side) ->
     labels = tables[stage.seeds[0]][1]["label"].to_numpy()
     groups = buckets.second_buckets(mine, labels, params.task.background_label)
     correct = [
-        np.stack([predicted_labels(tables[s][side]) == tables[s][side]["label"].to_numpy()
-                  for s in stage.seeds])
+        np.stack([predicted_labels(tables[s][side], thresholds[side][i])
+                  == tables[s][side]["label"].to_numpy() for i, s in enumerate(stage.seeds)])
         for side in (0, 1)
     ]  # fmt: skip
     return {

@@ -10,12 +10,13 @@ from avgate.errors import StageError
 
 
 def classes_of(labels: Iterable[str]) -> list[str]:
-    """The classes a model is trained on: the training labels, sorted.
+    """The classes a model is trained on: the training labels, sorted, as plain strings (a
+    numpy array's `np.str_` would show as such in messages).
 
     >>> classes_of(["b", "a", "b"])
     ['a', 'b']
     """
-    return sorted(set(labels))
+    return sorted({str(label) for label in labels})
 
 
 def encode(labels: Iterable[str], classes: list[str], split: str) -> torch.Tensor:

@@ -3,8 +3,9 @@ epoch, NaN/Inf checks, callbacks.
 
 Each epoch trains on the task's batches in an order drawn from a generator seeded with
 `FitConfig.seed` (so the same seed gives the same weights), `accumulate` batches per optimiser
-step, then validates. The epoch with the best `selection_metric` is kept (lowest `val_loss` or
-highest `val_accuracy`; ties keep the earlier epoch) and restored at the end; training stops
+step, then validates. The epoch with the best `selection_metric` is kept (lowest `val_loss`,
+highest `val_accuracy`, or a registered metric the task scores on validation, in the registry's
+direction: `selection.py`; ties keep the earlier epoch) and restored at the end; training stops
 after `patience` epochs without a better one (None: every epoch runs). With a checkpoint, the
 whole state (the task's state, the optimiser, every random generator, the record of epochs)
 is saved after each epoch, and a run started with the same key resumes from it: callbacks see
@@ -25,14 +26,14 @@ from typing import Any
 
 import torch
 
+from avgate import metrics
 from avgate.training import checkpoint as checkpoints
-from avgate.training import rng
+from avgate.training import rng, selection
 from avgate.training.callbacks import Callback, Callbacks
 from avgate.training.checkpoint import Checkpointing
 from avgate.training.finite import NonFiniteError, first_non_finite_gradient
 from avgate.training.progress import Progress
 from avgate.training.result import FitResult
-from avgate.training.selection import SELECTION_METRICS, unsigned
 from avgate.training.task import Task
 
 
@@ -40,10 +41,10 @@ from avgate.training.task import Task
 class FitConfig:
     """How long to train and how to pick the epoch kept.
 
-    >>> FitConfig(max_epochs=3, seed=0, selection_metric="val_f1")
+    >>> FitConfig(max_epochs=3, seed=0, selection_metric="val_f1")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: selection_metric must be one of ['val_loss', 'val_accuracy'], got 'val_f1'
+    ValueError: selection_metric must be one of ['val_loss', 'val_accuracy', ...], got 'val_f1'
     """
 
     max_epochs: int
@@ -53,10 +54,10 @@ class FitConfig:
     accumulate: int = 1  # batches per optimiser step
 
     def __post_init__(self) -> None:
-        if self.selection_metric not in SELECTION_METRICS:
+        if not selection.known(self.selection_metric):
+            every = [*selection.LOOP_METRICS, *metrics.METRICS]
             raise ValueError(
-                f"selection_metric must be one of {list(SELECTION_METRICS)}, "
-                f"got {self.selection_metric!r}"
+                f"selection_metric must be one of {every}, got {self.selection_metric!r}"
             )
         if self.accumulate < 1:
             raise ValueError(f"accumulate must be at least 1, got {self.accumulate}")
@@ -94,7 +95,7 @@ def _fit(
             break
         train_loss, n = train_epoch(task, optimiser, generator, epoch, config.accumulate, hooks)
         rows += n
-        logs = {"train_loss": train_loss, **validate(task, epoch)}
+        logs = {"train_loss": train_loss, **validate(task, epoch, config.selection_metric)}
         hooks.on_epoch_end(epoch, logs)
         progress.record(logs, config.selection_metric, lambda: _copy(task.state()))
         if checkpoint is not None:
@@ -104,7 +105,7 @@ def _fit(
     result = FitResult(
         best_epoch=progress.best_epoch,
         best_val_loss=progress.best_val_loss,
-        best_selection_value=unsigned(config.selection_metric, progress.best_value),
+        best_selection_value=selection.unsigned(config.selection_metric, progress.best_value),
         epochs_run=progress.epoch,
         resumed_from_epoch=resumed,
         rows_trained=rows,
@@ -192,11 +193,17 @@ def train_epoch(
     return (total / rows if rows else math.nan), rows
 
 
-def validate(task: Task, epoch: int) -> dict[str, float]:
-    """The task's validation scores; NonFiniteError naming the rows if the loss is not finite."""
+def validate(task: Task, epoch: int, metric: str) -> dict[str, float]:
+    """The task's validation scores; NonFiniteError naming the rows if the loss is not finite,
+    ValueError if they lack the selection `metric`."""
     logs = task.validate()
     if not math.isfinite(logs["val_loss"]):
         raise _loss_error(task, epoch, "val", None, logs["val_loss"])
+    if selection.log_key(metric) not in logs:
+        raise ValueError(
+            f"selection metric {metric!r}: the task's validation logs hold {sorted(logs)}, "
+            f"not {selection.log_key(metric)!r}; give the task its scorer"
+        )
     return logs
 
 

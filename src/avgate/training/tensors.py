@@ -1,11 +1,14 @@
 """A task over feature rows held in memory: a classifier of `(x, y)` tensors trained with Adam on
 shuffled mini-batches and cross-entropy (heads on cached embeddings, the eventness methods).
 
+A `Recipe` may draw the rows by class weights, smooth the labels, mix up and add noise to the
+training batches; `scores` adds registered metrics to the validation logs (a selection metric).
 Rows are named by `Rows` (clip ids), so a NaN or Inf is reported by clip.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +19,8 @@ from avgate.training.finite import (
     refuse_non_finite_rows,
     refuse_non_finite_state,
 )
+from avgate.training.recipe import PLAIN, Recipe, add_noise, batch_generator, draw_order, mix
+from avgate.training.selection import Scorer
 from avgate.training.task import Task
 
 
@@ -31,14 +36,18 @@ class Split:
         return len(self.x)
 
 
-def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of `model` on (x, y), in eval mode."""
+def eval_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The logits of `model` for `x`, in eval mode."""
     model.eval()
     with torch.inference_mode():
-        logits = model(x)
-        loss = nn.functional.cross_entropy(logits, y).item()
-        accuracy = (logits.argmax(dim=1) == y).float().mean().item()
-    return loss, accuracy
+        return model(x)
+
+
+def loss_and_accuracy(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Mean cross-entropy and accuracy of `logits` against class indices `y`."""
+    loss = nn.functional.cross_entropy(logits, y).item()
+    accuracy = (logits.argmax(dim=1) == y).float().mean().item()
+    return {"val_loss": loss, "val_accuracy": accuracy}
 
 
 class TensorClassification(Task):
@@ -53,6 +62,8 @@ class TensorClassification(Task):
         weight_decay: float,
         batch_size: int,
         lr_key: str = "train.lr",
+        recipe: Recipe = PLAIN,
+        scores: Mapping[str, Scorer] | None = None,
     ) -> None:
         self.model, self.train, self.val = model, train, val
         self.lr, self.weight_decay, self.batch_size, self.lr_key = (
@@ -61,6 +72,8 @@ class TensorClassification(Task):
             batch_size,
             lr_key,
         )
+        self.recipe, self.scores = recipe, dict(scores or {})
+        self.augment: torch.Generator | None = None  # this epoch's, drawn by `batches`
 
     def check(self) -> None:
         for split in (self.train, self.val):
@@ -71,18 +84,44 @@ class TensorClassification(Task):
         return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     def batches(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        """Row indices, shuffled by `generator`, `batch_size` a batch."""
-        return torch.randperm(len(self.train), generator=generator).split(self.batch_size)
+        """Row indices, shuffled (or drawn by the recipe's row weights) by `generator`,
+        `batch_size` a batch; with augmentation, the epoch's augmentation generator is seeded
+        from `generator` after the order is drawn."""
+        order = draw_order(len(self.train), self.recipe.row_weights, generator)
+        if self.recipe.augments:
+            self.augment = batch_generator(generator)
+        return order.split(self.batch_size)
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(self.model(self.train.x[batch]), self.train.y[batch])
+        """Cross-entropy of the batch (label-smoothed, mixed up and noised as the recipe says)."""
+        x, y = self.train.x[batch], self.train.y[batch]
+        if not self.recipe.augments:
+            return self._cross_entropy(self.model(x), y)
+        if self.augment is None:
+            raise RuntimeError("batches() seeds the augmentation before the first loss")
+        lam, pairing = 1.0, None
+        if self.recipe.mixup > 0:
+            x, pairing, lam = mix(x, self.recipe.mixup, self.augment)
+        if self.recipe.noise is not None:
+            x = add_noise(x, self.recipe.noise, self.augment)
+        logits = self.model(x)
+        loss = self._cross_entropy(logits, y)
+        if pairing is None:
+            return loss
+        return lam * loss + (1 - lam) * self._cross_entropy(logits, y[pairing])
+
+    def _cross_entropy(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        smoothing = self.recipe.label_smoothing
+        return nn.functional.cross_entropy(logits, y, label_smoothing=smoothing)
 
     def rows(self, batch: torch.Tensor) -> int:
         return len(batch)
 
     def validate(self) -> dict[str, float]:
-        val_loss, val_accuracy = evaluate_loss(self.model, self.val.x, self.val.y)
-        return {"val_loss": val_loss, "val_accuracy": val_accuracy}
+        """`val_loss`, `val_accuracy` and each of `scores` on the validation rows."""
+        logits = eval_logits(self.model, self.val.x)
+        scores = {key: score(logits, self.val.y) for key, score in self.scores.items()}
+        return loss_and_accuracy(logits, self.val.y) | scores
 
     def _split(self, name: str) -> Split:
         return self.train if name == "train" else self.val

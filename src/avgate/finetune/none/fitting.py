@@ -4,6 +4,11 @@ The stage hands over the train and val rows (features, labels, clip index) and t
 column blocks; the head is standardised with the training rows, trained with Adam on shuffled
 mini-batches and early-stopped on `train.selection_metric`. A killed run resumes from its
 checkpoint when the params, the seed, the classes and the exact tensors are unchanged.
+
+The tail recipe (`train.sampler`, `train.oversample`, `train.label_smoothing`, `train.mixup`,
+`train.feature_noise`) becomes the task's `Recipe`; at its defaults the task trains as plain
+shuffled mini-batches do. With `evaluate.threshold: tuned` the decision threshold of a binary
+task is tuned on validation after training and stored in head.json (`decision_threshold`).
 """
 
 from __future__ import annotations
@@ -18,15 +23,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from avgate.config import Params
-from avgate.finetune.none.head import build_head
+from avgate import calibration, metrics
+from avgate.config import Params, TrainParams
+from avgate.declare import fail
+from avgate.finetune.none.head import build_head, predict
 from avgate.models.fused import Block
+from avgate.training import selection
 from avgate.training.callbacks import Callback
 from avgate.training.checkpoint import Checkpointing, fingerprint
 from avgate.training.determinism import pin_determinism
 from avgate.training.finite import Rows
 from avgate.training.labels import classes_of, encode
 from avgate.training.loop import FitConfig, fit
+from avgate.training.recipe import Recipe, class_draw_weights
 from avgate.training.result import Trained, finite_or_none
 from avgate.training.tensors import Split, TensorClassification
 
@@ -73,6 +82,8 @@ def train(
     xv, yv = torch.from_numpy(data.val.x), encode(data.val.labels, classes, "val")
     model, architecture = build_head(p, data.blocks, int(x.shape[1]), len(classes))
     model.set_standardisation(x)
+    check_selection(params, data.val.labels, classes)
+    check_threshold(params, classes)
     task = TensorClassification(
         model,
         Split(x, y, Rows("train", row_names(data.train))),
@@ -80,6 +91,8 @@ def train(
         p.lr,
         p.weight_decay,
         p.batch_size,
+        recipe=recipe(p, y, classes, model.scale),
+        scores=val_scores(p.selection_metric, classes),
     )
     config = FitConfig(p.max_epochs, seed, p.patience, p.selection_metric)
     facts = [asdict(p), asdict(params.task), seed, classes, architecture]
@@ -104,4 +117,94 @@ def train(
         "trainable_parameters": sum(t.numel() for t in model.parameters() if t.requires_grad),
         "total_parameters": sum(t.numel() for t in model.parameters()),
     }
+    if params.evaluate.threshold == "tuned":
+        description["decision_threshold"] = tuned_threshold(params, model, data, classes)
     return Trained(model, description, result)
+
+
+def check_selection(params: Params, val_labels: np.ndarray, classes: list[str]) -> None:
+    """Refuse a `train.selection_metric` the task kind does not compute, or one undefined on
+    these validation labels even for perfect predictions (it could never pick an epoch)."""
+    metric = params.train.selection_metric
+    selection.check(metric, params.task.kind, "train.selection_metric")
+    if metric in selection.LOOP_METRICS:
+        return
+    perfect = np.eye(len(classes))[[classes.index(label) for label in val_labels]]
+    if metrics.value(metric, val_labels, perfect, classes) is None:
+        fail(
+            "train.selection_metric",
+            f"is undefined on the validation labels: {_doc(metrics.METRICS[metric])}",
+            metric,
+        )
+
+
+def _doc(metric: metrics.Metric) -> str:
+    """A metric's docstring on one line (it says when the metric is undefined)."""
+    return " ".join((metric.fn.__doc__ or metric.name).split())
+
+
+def val_scores(metric: str, classes: list[str]) -> dict[str, selection.Scorer]:
+    """The registered selection metric the task scores on validation each epoch (none for the
+    loop's own `val_loss` and `val_accuracy`)."""
+    if metric in selection.LOOP_METRICS:
+        return {}
+    return {selection.log_key(metric): selection.scorer(metric, classes)}
+
+
+def recipe(p: TrainParams, y: torch.Tensor, classes: list[str], scale: torch.Tensor) -> Recipe:
+    """The task's recipe from the tail params; `scale` is the head's per-column standardisation
+    (feature noise is given in standardised units)."""
+    return Recipe(
+        row_weights=row_weights(p, y, classes),
+        label_smoothing=p.label_smoothing,
+        mixup=p.mixup,
+        noise=p.feature_noise * scale if p.feature_noise > 0 else None,
+    )
+
+
+def row_weights(p: TrainParams, y: torch.Tensor, classes: list[str]) -> torch.Tensor | None:
+    """Each training row's draw weight under `train.sampler` and `train.oversample`; None when
+    every row is drawn once (shuffle, nothing oversampled)."""
+    boosted = oversampled(p.oversample.classes, classes)
+    if p.sampler == "shuffle" and not boosted:
+        return None
+    balanced = p.sampler == "balanced"
+    return class_draw_weights(y, len(classes), balanced, boosted, p.oversample.share)
+
+
+def oversampled(named: list[str], classes: list[str]) -> list[int]:
+    """The class indices of `train.oversample.classes`; each must be a training class, and at
+    least one training class must be left out."""
+    unknown = [name for name in named if name not in classes]
+    if unknown:
+        fail("train.oversample.classes", f"must name training classes {classes}", unknown)
+    if named and len(named) == len(classes):
+        fail("train.oversample.classes", "must leave at least one training class out", named)
+    return [classes.index(name) for name in named]
+
+
+def check_threshold(params: Params, classes: list[str]) -> None:
+    """Refuse `evaluate.threshold: tuned` unless the task is binary and the primary metric
+    scores labels (a threshold changes nothing else)."""
+    if params.evaluate.threshold != "tuned":
+        return
+    if len(classes) != 2:
+        fail("evaluate.threshold", f"'tuned' needs a binary task, not classes {classes}", "tuned")
+    primary = params.evaluate.primary_metric
+    if metrics.METRICS[primary].needs != "labels":
+        fail(
+            "evaluate.threshold",
+            f"'tuned' needs evaluate.primary_metric to score labels; {primary!r} reads the "
+            "probabilities, which no threshold changes",
+            "tuned",
+        )
+
+
+def tuned_threshold(params: Params, model: torch.nn.Module, data: Data, classes: list[str]) -> dict:
+    """The threshold on the rarer training class's probability that maximises
+    `evaluate.primary_metric` on validation (`metrics.tune_threshold`)."""
+    probs = calibration.softmax(predict(model.eval(), data.val.x))  # as evaluate scores val
+    positive = metrics.minority_class(data.train.labels, classes)
+    return metrics.tune_threshold(
+        params.evaluate.primary_metric, data.val.labels, probs, classes, positive
+    )

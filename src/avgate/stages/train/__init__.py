@@ -14,6 +14,7 @@ from avgate.config import Params
 from avgate.metrics import check_primary
 from avgate.profiles import recorded
 from avgate.stages.train import evaluate, summarize, train_seed
+from avgate.training import selection
 
 
 def run(params: Params, say: Callable[[str], None] = print) -> dict:
@@ -21,6 +22,7 @@ def run(params: Params, say: Callable[[str], None] = print) -> dict:
     `say` gets one line per finished seed. Returns the summary (metrics/scores.json)."""
     primary = params.evaluate.primary_metric
     check_primary(params.task.kind, primary)  # before any seed trains, not after the first
+    selection.check(params.train.selection_metric, params.task.kind, "train.selection_metric")
     for seed in params.train.seeds:
         trained = train_seed.run(params, seed)
         scores = evaluate.run(params, seed)

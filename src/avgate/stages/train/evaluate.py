@@ -1,6 +1,8 @@
 """Evaluation of one seed (run by the `train` stage): raw logits for val and test, and
 validation scores: every metric with a majority baseline, cross-fitted calibration, per-class
-scores, probability clustering and modality ablations (audio-visual models).
+scores, probability clustering and modality ablations (audio-visual models). A decision
+threshold tuned on validation (`evaluate.threshold: tuned`, in head.json) decides the labels
+that label metrics score, and is copied into the seed's metrics.json for the gate's test look.
 
 The test split is sealed: its logits are stored without labels and nothing here reads its
 labels or scores it. Only a recorded look (the gate at a test stage, under the ledger lock)
@@ -36,14 +38,20 @@ from avgate.stages.train.train_seed import lora_clips
 from avgate.training.determinism import pin_determinism
 
 
-def ablations(params: Params, model: torch.nn.Module, data: Examples, classes: list[str]) -> dict:
+def ablations(
+    params: Params,
+    model: torch.nn.Module,
+    data: Examples,
+    classes: list[str],
+    threshold: dict | None,
+) -> dict:
     """The primary metric on `data` with each modality ablated, and its drop (two modalities+)."""
     from avgate.finetune.none import predict  # heads only: a LoRA model reads no embeddings
 
     primary = params.evaluate.primary_metric
 
-    def score(probs: np.ndarray) -> float:
-        return metrics.score(params.task.kind, data.labels, probs, classes)[primary]
+    def score(probs: np.ndarray) -> float | None:
+        return metrics.value(primary, data.labels, probs, classes, threshold)
 
     return model_diagnostics.modality_reliance(
         lambda x: calibration.softmax(predict(model, x)),
@@ -113,11 +121,14 @@ def _evaluate(params: Params, seed: int) -> dict:
     description = read_json(model_dir(seed) / DESCRIPTION)
     classes = description["classes"]
     majority = majority_class(description["train_label_counts"])
+    threshold = description.get(metrics.THRESHOLD)
     scores: dict = {
         "seed": seed,
         "primary_metric": params.evaluate.primary_metric,
         "majority_class": majority,
     }
+    if threshold is not None:
+        scores[metrics.THRESHOLD] = threshold
     with atomic_dir(predictions_dir(seed)) as tmp:
         if lora:
             from avgate.finetune import lora as mode  # peft and transformers only when needed
@@ -143,9 +154,12 @@ def _evaluate(params: Params, seed: int) -> dict:
             predictions_table(test_index, test_labels, test_logits, classes), tmp / "test.parquet"
         )
         if test_labels is not None:
-            kind = params.task.kind
-            scores |= split_scores(kind, "test", test_labels, test_logits, classes, majority)
-        scores |= split_scores(params.task.kind, "val", val.labels, logits, classes, majority)
+            scores |= split_scores(
+                params.task.kind, "test", test_labels, test_logits, classes, majority, threshold
+            )
+        scores |= split_scores(
+            params.task.kind, "val", val.labels, logits, classes, majority, threshold
+        )
         y = np.array([classes.index(label) for label in val.labels])
         scores["calibration_val"] = calibration.cross_fitted_report(
             logits, y, val.index["clip_id"].to_numpy()
@@ -153,7 +167,9 @@ def _evaluate(params: Params, seed: int) -> dict:
         probs = calibration.softmax(logits)
         if params.evaluate.aggregate_by:
             scores["val_aggregated"] = aggregated(params, val, probs, classes)
-        scores["modality_ablation_val"] = {} if lora else ablations(params, model, val, classes)
+        scores["modality_ablation_val"] = (
+            {} if lora else ablations(params, model, val, classes, threshold)
+        )
         scores["budget"] = budget_record(params)
         write_json(tmp / "metrics.json", scores)
     return scores

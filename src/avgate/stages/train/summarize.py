@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from avgate import model_diagnostics
+from avgate import metrics, model_diagnostics
 from avgate.config import Params
 from avgate.errors import StageError
 from avgate.files import read_json, write_csv, write_json
@@ -110,13 +110,14 @@ def mean_of(dicts: list[dict]) -> dict:
     return out
 
 
-def held_out_tables(params: Params) -> list[pd.DataFrame]:
-    """Each seed's validation predictions with the predicted label and the clip's group."""
+def held_out_tables(params: Params, per_seed: dict[int, dict]) -> list[pd.DataFrame]:
+    """Each seed's validation predictions with the predicted label (by the seed's tuned
+    threshold, if any, from its metrics in `per_seed`) and the clip's group."""
     groups = pd.read_parquet(params.data.interim_dir / "manifest.parquet")[["clip_id", "group"]]
     tables = []
     for seed in params.train.seeds:
         table = pd.read_parquet(predictions_dir(seed) / f"{SPLIT}.parquet")
-        table["predicted"] = predicted_labels(table)
+        table["predicted"] = predicted_labels(table, per_seed[seed].get(metrics.THRESHOLD))
         tables.append(table.merge(groups, on="clip_id", how="left"))
     return tables
 
@@ -253,7 +254,7 @@ def run(params: Params) -> dict:
     summary["ids_sha256"] = split_ids(seeds)
     write_json(SCORES, summary)
     write_json(EVAL_METRICS, headline(summary))
-    tables = held_out_tables(params)
+    tables = held_out_tables(params, per_seed)
     write_json(DIAGNOSTICS, diagnostics_report(per_seed, tables))
     write_json(EFFICIENCY, cost)
     write_json(RUN_CARD, run_card.build(params))
