@@ -87,8 +87,8 @@ avgate promote --line "anchored-$stamp" --tag "anchored-$stamp" -S budget.policy
   -S "eventness.method=$methods" | tee "$log" || status=$?
 
 echo "== decisions"
-grep -E "promote \[ *[0-9]+ s\]   (exp|[a-z])|: (passed|failed)$|(pass|FAIL) |selected|STOPPED" "$log" \
-  | grep -v "waiting for" | sed -E 's/^promote \[ *[0-9]+ s\] //' || true
+grep -E "^promote \[ *[0-9]+ s\] " "$log" | sed -E 's/^promote \[ *[0-9]+ s\] //' \
+  | grep -E "^  [^ ]+ \(|: (passed|failed)$|^  (pass|FAIL) |^selected|^STOPPED" || true
 if grep -q "PROMOTED" "$log"; then
   verdict="PROMOTED: $(grep -o 'PROMOTED .*' "$log" | head -1 | sed 's/^PROMOTED //')"
 elif grep -q "STOPPED" "$log"; then

@@ -123,7 +123,7 @@ def test_listen_then_look_runs_the_eventness_plan_and_ends_with_a_decision(proje
              "examples/listen-then-look.sh")  # fmt: skip
     assert "pixels planned (+0.00%): equal within 1%" in out
     decisions = out[out.index("== decisions") :]
-    assert "eventness.method=energy" in decisions
+    assert 'eventness.method="energy"' in decisions
     last = out.strip().splitlines()[-1]
     assert re.match(r"(PROMOTED|STOPPED): ", last), last
     if last.startswith("PROMOTED"):

@@ -90,7 +90,7 @@ def make(kind: str, device: str = "cpu", name: str = "", **options: Any) -> Enco
     params.yaml section `embed.<name>` (the kind by default) would be.
 
     >>> make("frames", size=16, grid=2).dim
-    39
+    47
     """
     cls = encoder_class(kind)
     return cls(cls.check_options(options, f"embed.{name or kind}"), device=device, name=name)
