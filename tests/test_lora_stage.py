@@ -27,8 +27,8 @@ from avgate.finetune.lora.checks import EQUIVALENCE_TOLERANCE
 from avgate.finetune.lora.classifier import load_encoder
 from avgate.finetune.lora.clips import ClipWindows, Featurizer
 from avgate.layout.clips import usable_clips
-from avgate.layout.inputs import DESCRIPTION, model_dir
 from avgate.layout.labels import labels_of
+from avgate.layout.results import DESCRIPTION, model_dir
 from avgate.scoring import predictions_table
 from avgate.stages import ingest, split
 from avgate.stages.train.train_seed import checkpoint_path, lora_clips
