@@ -1,6 +1,6 @@
 """The `go` stage on hand-written evidence: one verdict from the checks gates.yaml declares
-(headline, details, the report with failures first), UNCHECKED without checks, and whether a
-recorded verdict still holds for the checks and the evidence as they are now."""
+(headline, details, the report with failures first), UNCHECKED without checks, and `avgate
+promote` refusing to start, before it queues anything, on a No-Go, a stale or a missing verdict."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import yaml
 
 from avgate.cli import main
 from avgate.gating.go_verdict import GO_DETAILS, GO_METRICS, GO_REPORT, refusal
+from avgate.gating.promote import Promotion, PromotionError
 from avgate.gating.spec import load_spec
 from avgate.go import Context
 from tests import go_evidence as ev
 from tests.conftest import write_params
-from tests.scratch import REPO
+from tests.scratch import REPO, sh
 
 SEEDS = (0, 1, 2)
 CHECKS = {
@@ -128,3 +129,50 @@ def test_a_recorded_verdict_holds_only_for_its_checks_and_evidence(workspace, ca
     go(capsys)
     plan(workspace, {**CHECKS, "calibration": {"max_ece": 0.2}})
     assert "the checks of gates.yaml changed since it was written" in refused(workspace)
+
+
+def test_promote_refuses_a_no_go_naming_the_failed_checks(workspace, capsys):
+    too_uncalibrated(workspace)
+    go(capsys)
+    spec = load_spec("gates.yaml")
+    params = write_params(workspace, {"train": {"seeds": list(SEEDS)}})
+    with pytest.raises(PromotionError) as err:
+        Promotion("line", []).check_go(spec, params)
+    message = str(err.value)
+    assert message.startswith(f"{GO_DETAILS}: NO-GO, failed: calibration (val ECE ")
+    assert "[metrics/scores.json]" in message and message.endswith("nothing was queued")
+
+
+def test_promote_stops_on_no_go_before_queuing_and_goes_on_after_a_go(
+    workspace, monkeypatch, capsys
+):
+    too_uncalibrated(workspace)
+    go(capsys)
+    (workspace / "gates").mkdir()
+    (workspace / "gates/ledger.jsonl").write_text("")
+    git = ("git", "-c", "user.name=t", "-c", "user.email=t@t.invalid")
+    for args in (("init", "-q"), ("add", "-A"), ("commit", "-qm", "workspace")):
+        sh(workspace, *git, *args)
+    sh(workspace, *git, "tag", "-a", yaml.safe_load(Path("gates.yaml").read_text())["baseline"],
+       "-m", "baseline")  # fmt: skip
+
+    def queue(self, spec):
+        raise AssertionError("queued")
+
+    monkeypatch.setattr(Promotion, "queue", queue)
+    with pytest.raises(PromotionError, match="NO-GO, failed: calibration"):
+        Promotion("line", ["train.hidden=64"]).run()
+    ev.write_run(workspace, SEEDS)  # calibrated again, and the verdict re-run
+    go(capsys)
+    sh(workspace, *git, "commit", "-qam", "go")
+    with pytest.raises(AssertionError, match="queued"):
+        Promotion("line", ["train.hidden=64"]).run()
+    assert "go/no-go: GO" in capsys.readouterr().out
+
+
+def test_promote_is_not_held_back_by_a_plan_without_checks(workspace, capsys):
+    plan(workspace, None)
+    spec = load_spec("gates.yaml")
+    promotion = Promotion("line", [])
+    promotion.check_go(spec, write_params(workspace, {}))
+    assert promotion.log == ["go/no-go: gates.yaml declares no checks"]
