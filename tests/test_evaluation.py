@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from avgate import comparison
 from avgate.commands import report as report_stage
 from avgate.finetune.none import WEIGHTS
-from avgate.layout.inputs import model_dir
+from avgate.layout.results import model_dir
 from avgate.stages import demo_data
 from avgate.stages.train import evaluate, summarize, train_seed
 from tests.conftest import run_until_train, train_every_seed, write_params

@@ -14,7 +14,7 @@ import torch
 from avgate.config import Params
 from avgate.declare import ConfigError
 from avgate.finetune import none
-from avgate.layout.inputs import model_dir
+from avgate.layout.results import model_dir
 from avgate.models.fused import FusedHead
 from avgate.stages.train import evaluate, summarize
 from tests.conftest import run_until_train, train_every_seed, write_params

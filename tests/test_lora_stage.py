@@ -27,8 +27,8 @@ from avgate.finetune.lora.checks import EQUIVALENCE_TOLERANCE
 from avgate.finetune.lora.classifier import load_encoder
 from avgate.finetune.lora.clips import ClipWindows, Featurizer
 from avgate.layout.clips import usable_clips
-from avgate.layout.inputs import DESCRIPTION, model_dir
 from avgate.layout.labels import labels_of
+from avgate.layout.results import DESCRIPTION, model_dir
 from avgate.scoring import predictions_table
 from avgate.stages import ingest, split
 from avgate.stages.train.train_seed import checkpoint_path, lora_clips
@@ -147,6 +147,7 @@ def test_train_writes_the_adapter_and_its_description(trained, wavlm):
     assert description["base_identity"]["weights"] == "local folder"
     assert description["target_modules"] == ["q_proj", "k_proj", "v_proj", "out_proj"]
     assert description["forward_equivalence_max_abs_diff"] < EQUIVALENCE_TOLERANCE
+    assert 0 <= description["forward_equivalence_mean_abs_logit_diff"] < EQUIVALENCE_TOLERANCE
     assert description["epochs_run"] == 2 and description["best_epoch"] in (1, 2)
     assert not (root / checkpoint_dir(SEED)).exists()
     profile = json.loads((root / "data/profiles/train/seed0.json").read_text())

@@ -1,8 +1,8 @@
 """Throwaway plugins: for each kind of plugin, ONE new module, written to a temporary folder with no
 other file edited, is imported, and the name it registers works end to end. The sections follow
-docs/extending.md, one per kind of plugin: metrics, gate statistics, gate criteria (then
-encoders, dataset formats and training modes). Each uses the `plugin` fixture, which writes the
-module, imports it and, afterwards, unregisters what it registered."""
+docs/extending.md, one per kind of plugin: metrics, gate statistics, gate criteria, go/no-go
+checks (then encoders, dataset formats and training modes). Each uses the `plugin` fixture, which
+writes the module, imports it and, afterwards, unregisters what it registered."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from avgate import metrics, stats
 from avgate.config import Params
 from avgate.declare import ConfigError
 from avgate.gating.criteria import CRITERIA
+from avgate.gating.go_verdict import judge as go_judge
 from avgate.gating.spec import parse_spec
 from avgate.gating.verdict import judge
+from avgate.go import CHECKS, Context
 
 Load = Callable[..., ModuleType]
 
@@ -231,9 +233,65 @@ def test_a_stage_names_the_new_statistic_and_uses_the_new_criterion_together(plu
     assert verdict.statistics["test"]["test"] == "exact sign test"
 
 
+# ---------------------------------------------------------------------------------------------
+# Go/no-go checks: a `GoCheck` subclass under `@register_check(name)`, its thresholds a dataclass
+# of `avgate.declare.param` fields, its evidence the files it reads
+# ---------------------------------------------------------------------------------------------
+
+TRAINABLE_BUDGET = """
+    from dataclasses import dataclass
+    from pathlib import Path
+
+    from avgate.declare import REQUIRED, bound, param
+    from avgate.go.base import GoCheck, at_most, lookup, register_check
+
+    EFFICIENCY = Path("metrics/efficiency.json")
+
+
+    @dataclass(frozen=True)
+    class TrainableBudgetOptions:
+        max_trainable: int = param(REQUIRED, "the most trainable parameters", bound(">= 1"))
+
+
+    @register_check("trainable_budget")
+    class TrainableBudget(GoCheck):
+        \"\"\"The model trains at most `max_trainable` parameters.\"\"\"
+
+        phase = "efficiency"
+        options_type = TrainableBudgetOptions
+        example = {"max_trainable": 100_000}
+
+        def evidence(self, context):
+            return (EFFICIENCY,)
+
+        def run(self, context):
+            found = lookup(context.read(EFFICIENCY), EFFICIENCY, "trainable_parameters")
+            threshold = float(self.options.max_trainable)
+            return at_most(float(found), threshold, "trainable parameters", (EFFICIENCY,))
+"""
+
+
+def test_a_check_module_is_a_go_check_a_plan_declares_and_the_verdict_judges(plugin, tmp_path):
+    plugin("throwaway_trainable_budget", TRAINABLE_BUDGET, CHECKS)
+    plan = {**PLAN, "primary_metric": "segment_accuracy", "stages": [STAGE]}
+    before = parse_spec(plan, "gates.yaml")
+    spec = parse_spec({**plan, "checks": {"trainable_budget": {"max_trainable": 1000}}}, "x")
+    assert spec.hash != before.hash and spec.checks[0].phase == "efficiency"
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/efficiency.json").write_text('{"trainable_parameters": 1200}')
+    details = go_judge(spec.checks, Context((0,), tmp_path))
+    assert details["verdict"] == "NO-GO" and details["failed"] == ["trainable_budget"]
+    assert details["checks"][0]["detail"] == "trainable parameters 1200 > 1000"
+    assert details["checks"][0]["evidence"] == ["metrics/efficiency.json"]
+    with pytest.raises(
+        ConfigError, match=r"^x: checks.trainable_budget.max_trainable must be >= 1"
+    ):
+        parse_spec({**plan, "checks": {"trainable_budget": {"max_trainable": 0}}}, "x")
+
+
 def test_the_registries_are_as_before_after_a_throwaway_plugin():
     assert "error_rate" not in metrics.METRICS and "sign_test" not in stats.STATISTICS
-    assert "worst_seed" not in CRITERIA
+    assert "worst_seed" not in CRITERIA and "trainable_budget" not in CHECKS
 
 
 # ---------------------------------------------------------------------------------------------

@@ -207,6 +207,13 @@ def _gate(args: argparse.Namespace, params: Params) -> None:
         )
 
 
+def _go(args: argparse.Namespace, params: Params) -> None:
+    from avgate.gating.go_verdict import console_lines
+    from avgate.stages import go
+
+    print("\n".join(console_lines(go.run(params))))
+
+
 def _ledger_verify(args: argparse.Namespace, params: Params) -> None:
     from avgate.gating import ledger
 
@@ -268,6 +275,7 @@ def parser() -> argparse.ArgumentParser:
     add("summary", _summary, "the headline of the last run in a few short lines")
     add("profiles", _profiles, "wall time and peak memory of the last run of each stage")
     add("gate", _gate, "the workspace against the pinned baseline at one stage of gates.yaml")
+    add("go", _go, "the go/no-go checks of gates.yaml on this workspace: one verdict")
     ledger = add("ledger", _ledger_verify, "check the test-split ledger's hash chain")
     ledger.add_argument(
         "action", choices=["verify"], help="verify: detect any edit and any look that is missing"

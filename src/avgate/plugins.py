@@ -7,8 +7,8 @@ A package of your own declares its plugin modules in its pyproject.toml,
     my_metrics = "my_package.metrics"
 
 and, once installed in the project's environment, its metrics, gate statistics, gate criteria,
-encoder kinds or dataset formats are there by name (docs/extending.md). Their code is not in
-dvc.yaml's deps: add the module's file to the stages that use it.
+go/no-go checks, encoder kinds or dataset formats are there by name (docs/extending.md). Their
+code is not in dvc.yaml's deps: add the module's file to the stages that use it.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from avgate.files import read_json
 from avgate.gating import power
 from avgate.gating.paths import SPEC
 from avgate.gating.spec import check_params, load_spec
-from avgate.layout.inputs import predicted_labels, predictions_dir
+from avgate.layout.inputs import predicted_labels
+from avgate.layout.results import SEED_SCORES, predictions_dir
 
 SPLIT = "val"
 
@@ -40,7 +41,7 @@ def validation_table(params: Params) -> pd.DataFrame:
         if not path.exists():
             raise StageError(f"{path} is missing: run `dvc repro` first (plan check reads it)")
         table = pd.read_parquet(path)
-        threshold = read_json(predictions_dir(seed) / "metrics.json").get(metrics.THRESHOLD)
+        threshold = read_json(predictions_dir(seed) / SEED_SCORES).get(metrics.THRESHOLD)
         correct = metric.per_sample(table["label"].to_numpy(), predicted_labels(table, threshold))
         clip_ids = table["clip_id"].to_numpy()
         frames.append(

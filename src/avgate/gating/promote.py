@@ -1,8 +1,9 @@
 """`avgate promote`: the whole pre-registered protocol, run over DVC experiments.
 
 1. Checks: a clean git workspace, `gates.yaml` valid and naming the primary metric params.yaml
-   evaluates, the ledger's hash chain intact, the baseline tag present with its
-   `metrics/scores.json`.
+   evaluates, the workspace's go/no-go verdict a GO that still holds when gates.yaml declares
+   `checks:` (reports/go.json, written by the `go` stage), the ledger's hash chain intact, the
+   baseline tag present with its `metrics/scores.json`.
 2. Validation sweep: every candidate (`-S` overrides, sweeps as in `dvc exp run`) is queued with
    `dvc exp run --queue` on the selection seeds and run by `dvc queue start -j N`.
 3. Selection: each finished experiment's per-seed validation scores are read from its commit's
@@ -30,9 +31,11 @@ from pathlib import Path
 
 from avgate.config import Params
 from avgate.gating import ledger, selection
+from avgate.gating.go_verdict import GO_DETAILS, refusal
 from avgate.gating.paths import GATE_METRICS, GATE_REPORT, LEDGER, PARAMS, SPEC
 from avgate.gating.revisions import Snapshot, resolve
 from avgate.gating.spec import GateSpec, check_params, load_spec
+from avgate.go.base import Context
 from avgate.layout.results import EVAL_METRICS, SCORES
 
 QUEUED = re.compile(r"Queued experiment '([^']+)'")
@@ -111,6 +114,7 @@ class Promotion:
         spec = load_spec(SPEC)
         params = Params.load(PARAMS)
         check_params(spec, params.task.kind, params.evaluate.primary_metric, str(SPEC))
+        self.check_go(spec, params)
         entries = ledger.verify(LEDGER)
         if resolve(self.tag_name()) is not None:
             raise PromotionError(
@@ -129,6 +133,18 @@ class Promotion:
             f"intact and complete ({len(entries)} entries, {looks} under this plan)"
         )
         return spec
+
+    def check_go(self, spec: GateSpec, params: Params) -> None:
+        """Refuse to start unless the workspace's go/no-go verdict is a GO computed from the
+        checks gates.yaml declares and the evidence as it is now; a plan without `checks:` is
+        not held back."""
+        if not spec.checks:
+            self.say(f"go/no-go: {SPEC} declares no checks")
+            return
+        problem = refusal(spec.checks, Context(tuple(params.train.seeds)), str(SPEC))
+        if problem:
+            raise PromotionError(f"{problem}; nothing was queued")
+        self.say(f"go/no-go: GO under the {len(spec.checks)} checks {SPEC} declares ({GO_DETAILS})")
 
     def check_power(self, min_power: float) -> None:
         """Refuse to start when `avgate plan check` puts a test stage below `min_power`."""

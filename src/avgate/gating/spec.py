@@ -7,7 +7,9 @@ checked by `avgate plan check`; absent, the check only reports), how the candida
 on validation, and the stages of the test: seeds, paired statistic (`avgate.stats.STATISTICS`),
 sidedness, alpha, the number of looks allowed, and the keys of the gate criteria
 (`gating.criteria.CRITERIA`: min_delta, optional bootstrap bound and whether it resamples seeds,
-non-inferiority margins on diagnostics).
+non-inferiority margins on diagnostics). Optionally, `checks:` declares the go/no-go checks the
+workspace must pass before `avgate promote` starts (`avgate.go.CHECKS`, each with its thresholds
+and phase; the `go` stage runs them).
 
 The primary metric's direction is the metric's own (`avgate.metrics`): a `direction` line is
 optional and refused when it contradicts it, and the metric must be the one params.yaml's
@@ -70,6 +72,8 @@ from avgate.declare import (
     section,
 )
 from avgate.gating.criteria import CRITERIA, GateCriterion
+from avgate.go import CHECKS, PHASES, GoCheck
+from avgate.go.base import PHASE_KEY
 
 SPLITS = ("val", "test")
 ALPHA_CORRECTIONS = ("bonferroni",)  # each look is tested at alpha / looks
@@ -114,6 +118,9 @@ class PlanKeys:
         None, "least power of each test stage at its min_delta (`avgate plan check`)",
         bound("(0, 1)"),
     )  # fmt: skip
+    checks: dict | None = param(
+        None, "optional: the go/no-go checks, each by name with its thresholds (`avgate go`)"
+    )
 
 
 @dataclass(frozen=True)
@@ -171,7 +178,8 @@ class GateSpec:
 
     `direction` is the primary metric's own, from the metric registry. `min_power` (None when
     the plan declares none) is the least power each test stage must have at its `min_delta`,
-    checked before the first look by `avgate plan check`.
+    checked before the first look by `avgate plan check`. `checks` are the declared go/no-go
+    checks with their parsed thresholds and phases (empty when the plan declares none).
 
     >>> spec = GateSpec("acc", "maximize", "v1", "bonferroni", 8, {"split": "val"}, (), "0" * 64)
     >>> spec.direction, spec.min_groups, spec.min_power
@@ -187,6 +195,7 @@ class GateSpec:
     stages: tuple[GateStage, ...]
     hash: str
     min_power: float | None = None
+    checks: tuple[GoCheck, ...] = ()
 
 
 def load_spec(path: str | Path) -> GateSpec:
@@ -242,6 +251,7 @@ def parse_spec(data: Any, source: str) -> GateSpec:
         stages=stages,
         hash="",
         min_power=keys.min_power,
+        checks=parse_checks(keys.checks, source),
     )
     return replace(spec, hash=spec_hash(spec))
 
@@ -291,6 +301,38 @@ def parse_stage(data: Any, source: str = "gates.yaml", index: int = 0) -> GateSt
     return replace(stage, criteria=tuple(criteria))
 
 
+def parse_checks(data: dict | None, source: str = "gates.yaml") -> tuple[GoCheck, ...]:
+    """The `checks:` mapping of gates.yaml (check name -> its thresholds and optional `phase`;
+    null for the defaults) as registered go/no-go checks, in the order written.
+
+    >>> [(c.name, c.phase) for c in parse_checks({"files_load": None,
+    ...                                           "seed_std": {"max_std": 0.03, "phase": "data"}})]
+    [('files_load', 'data'), ('seed_std', 'data')]
+    >>> parse_checks({"seed_std": {"max_std": "small"}})
+    Traceback (most recent call last):
+    ...
+    avgate.declare.ConfigError: gates.yaml: checks.seed_std.max_std must be a number, got 'small'
+    """
+    if not data:
+        return ()
+    check_known(data, CHECKS, "checks", source)
+    checks = []
+    for name, entry in data.items():
+        where = f"checks.{name}"
+        entry = {} if entry is None else entry
+        if not isinstance(entry, dict):
+            fail(where, "must be a mapping of the check's thresholds (or null)", entry, source)
+        cls = CHECKS[name]
+        check_known(entry, [*(f.name for f in dataclasses.fields(cls.options_type)), PHASE_KEY],
+                    where, source)  # fmt: skip
+        options = {key: value for key, value in entry.items() if key != PHASE_KEY}
+        phase = entry.get(PHASE_KEY)
+        if phase is not None and phase not in PHASES:
+            fail(f"{where}.{PHASE_KEY}", f"must be one of {list(PHASES)}", phase, source)
+        checks.append(cls(section(cls.options_type, options, where, source), phase))
+    return tuple(checks)
+
+
 def _criterion_keys(core_keys: list[str]) -> dict[str, str]:
     """Each criterion's stage key -> the criterion's name; a stage's own key is refused."""
     owners = {key: name for name, cls in CRITERIA.items() for key in cls.stage_keys()}
@@ -319,8 +361,9 @@ def canonical(spec: GateSpec) -> dict:
 
     A stage carries its own keys and each of its criteria's; a criterion the stage does not use
     adds its keys' defaults only when it is `hashed_when_absent` (those that existed before the
-    registry). An absent `min_power` is left out. So plans written before either existed keep
-    their hash, and their ledger entries.
+    registry). An absent `min_power` is left out, and so are absent (or empty) `checks`; each
+    declared check carries its phase and every threshold, defaults included. So plans written
+    before either existed keep their hash, and their ledger entries.
     """
     plain = {
         "primary_metric": spec.primary_metric,
@@ -333,6 +376,8 @@ def canonical(spec: GateSpec) -> dict:
     }
     if spec.min_power is not None:
         plain["min_power"] = spec.min_power
+    if spec.checks:
+        plain["checks"] = {check.name: check.canonical() for check in spec.checks}
     return plain
 
 

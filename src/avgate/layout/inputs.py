@@ -32,23 +32,11 @@ if TYPE_CHECKING:  # torch loads with the models: the gate, which reads only fil
 EVAL_SPLITS = ("val", "test")
 BUDGET_BLOCK = "visual@budget"  # its name among the input blocks (not a valid encoder name)
 WEIGHTS = "head.safetensors"
-DESCRIPTION = "head.json"
-
-
-def model_dir(seed: int) -> Path:
-    """A seed's trained head: WEIGHTS (safetensors) and DESCRIPTION (JSON)."""
-    return Path("models") / f"seed{seed}"
 
 
 def live_dir(seed: int) -> Path:
     """A seed's dvclive training log."""
     return Path("dvclive/train") / f"seed{seed}"
-
-
-def predictions_dir(seed: int) -> Path:
-    """A seed's predictions ({val,test}.parquet; test without labels) and validation scores
-    (metrics.json)."""
-    return Path("predictions") / f"seed{seed}"
 
 
 def predicted_labels(table: pd.DataFrame, threshold: dict | None) -> np.ndarray:

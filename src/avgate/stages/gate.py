@@ -45,9 +45,9 @@ from avgate.gating.spec import GateSpec, GateStage, check_groups, check_params, 
 from avgate.gating.verdict import CI_CONFIDENCE, judge, to_dict
 from avgate.gating.worsening import worsening
 from avgate.layout.clips import ALLOCATION
-from avgate.layout.inputs import predicted_labels, predictions_dir
+from avgate.layout.inputs import predicted_labels
 from avgate.layout.labels import clip_column, labels_of
-from avgate.layout.results import SCORES
+from avgate.layout.results import SCORES, SEED_SCORES, predictions_dir
 from avgate.profiles import recorded
 from avgate.scoring import logits_of, split_scores
 
@@ -70,7 +70,7 @@ class Side:
         return self.frame(f"{predictions_dir(seed)}/{split}.parquet")
 
     def metrics(self, seed: int) -> dict:
-        return json.loads(self._read(f"{predictions_dir(seed)}/metrics.json"))
+        return json.loads(self._read(f"{predictions_dir(seed)}/{SEED_SCORES}"))
 
     def eval(self) -> dict:
         return json.loads(self._read(str(SCORES)))

@@ -1,6 +1,7 @@
 """The guarantees checked before LoRA trains: only adapters and head train (the freeze audit),
 every adapter gets a gradient, and with the adapters off the encoder computes exactly what the
-base checkpoint computes (forward equivalence at initialisation)."""
+base checkpoint computes (forward equivalence at initialisation, measured on the hidden states
+and on the logits the head reads from them; head.json records both for the go/no-go checks)."""
 
 from __future__ import annotations
 
@@ -41,9 +42,11 @@ def check_gradient_flow(model: nn.Module, waveforms: torch.Tensor) -> None:
 
 def check_forward_equivalence(
     model: AudioClassifier, waveforms: torch.Tensor, base_path: Path
-) -> float:
-    """Max abs difference between the encoder's output with its adapters disabled and the
-    output of a fresh load of the base checkpoint at `base_path` (both in eval mode)."""
+) -> dict[str, float]:
+    """The encoder with its adapters disabled against a fresh load of the base checkpoint at
+    `base_path` (both in eval mode): `max_abs_hidden_diff`, the largest absolute difference of
+    their last hidden states, and `mean_abs_logit_diff`, the mean absolute difference of the
+    logits the model's own pooling and head read from each."""
     if not isinstance(model.encoder, PeftModel):
         raise TypeError("the classifier's encoder has no LoRA adapters")
     reference = load_encoder(base_path).eval()
@@ -54,6 +57,10 @@ def check_forward_equivalence(
         with torch.inference_mode(), model.encoder.disable_adapter():
             disabled = model.encoder(**inputs).last_hidden_state
             base = reference(**inputs).last_hidden_state
+            logits = model.readout(disabled) - model.readout(base)
     finally:
         model.train(was_training)
-    return (disabled - base).abs().max().item()
+    return {
+        "max_abs_hidden_diff": (disabled - base).abs().max().item(),
+        "mean_abs_logit_diff": logits.abs().mean().item(),
+    }

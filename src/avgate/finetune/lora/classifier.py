@@ -60,7 +60,11 @@ class AudioClassifier(nn.Module):
         return {self.input_name: inputs}
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(**self.encoder_inputs(waveforms)).last_hidden_state
+        return self.readout(self.encoder(**self.encoder_inputs(waveforms)).last_hidden_state)
+
+    def readout(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits from the encoder's last hidden state `(B, positions, dim)`: the positions that
+        hold the audio, pooled, then the head."""
         hidden = hidden[:, : math.ceil(hidden.shape[1] * self.audio_share)]
         return self.head(self.pool(hidden))
 

@@ -51,9 +51,9 @@ class Data:
     val: SplitClips
 
 
-def run_checks(model: AudioClassifier, inputs: torch.Tensor, base: Base) -> float:
+def run_checks(model: AudioClassifier, inputs: torch.Tensor, base: Base) -> dict[str, float]:
     """Fail unless only adapters and head train and every adapter gets a gradient; return the
-    forward-equivalence difference (adapters off vs the base checkpoint)."""
+    forward-equivalence differences (adapters off vs the base checkpoint)."""
     try:
         check_trainable(model)
         check_gradient_flow(model, inputs)
@@ -179,7 +179,8 @@ def train(
         "optimizer": "AdamW",
         "weight_decay": task.weight_decay,
         "train_label_counts": label_counts(params, data.train),
-        "forward_equivalence_max_abs_diff": equivalence,
+        "forward_equivalence_max_abs_diff": equivalence["max_abs_hidden_diff"],
+        "forward_equivalence_mean_abs_logit_diff": equivalence["mean_abs_logit_diff"],
     }
     description = describe(params, seed, model, result, facts)
     return Trained(model, description, result, {"device": str(device)})

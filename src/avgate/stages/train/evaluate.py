@@ -21,17 +21,9 @@ from avgate.declare import ConfigError
 from avgate.errors import StageError
 from avgate.files import atomic_dir, read_json, write_json, write_parquet
 from avgate.layout.clips import BUDGETED
-from avgate.layout.inputs import (
-    DESCRIPTION,
-    EVAL_SPLITS,
-    Examples,
-    examples,
-    features,
-    modality_columns,
-    model_dir,
-    predictions_dir,
-)
+from avgate.layout.inputs import EVAL_SPLITS, Examples, examples, features, modality_columns
 from avgate.layout.labels import labels_of
+from avgate.layout.results import DESCRIPTION, SEED_SCORES, model_dir, predictions_dir
 from avgate.profiles import recorded
 from avgate.scoring import majority_class, predictions_table, split_scores
 from avgate.stages.train.train_seed import lora_clips
@@ -171,5 +163,5 @@ def _evaluate(params: Params, seed: int) -> dict:
             {} if lora else ablations(params, model, val, classes, threshold)
         )
         scores["budget"] = budget_record(params)
-        write_json(tmp / "metrics.json", scores)
+        write_json(tmp / SEED_SCORES, scores)
     return scores

@@ -21,8 +21,18 @@ from avgate.config import Params
 from avgate.errors import StageError
 from avgate.files import read_json, write_csv, write_json
 from avgate.gating.pairing import ids_sha256
-from avgate.layout.inputs import DESCRIPTION, live_dir, model_dir, predicted_labels, predictions_dir
-from avgate.layout.results import DIAGNOSTICS, EFFICIENCY, EVAL_METRICS, RUN_CARD, SCORES
+from avgate.layout.inputs import live_dir, predicted_labels
+from avgate.layout.results import (
+    DESCRIPTION,
+    DIAGNOSTICS,
+    EFFICIENCY,
+    EVAL_METRICS,
+    RUN_CARD,
+    SCORES,
+    SEED_SCORES,
+    model_dir,
+    predictions_dir,
+)
 from avgate.stages.train import run_card
 
 PLOTS = Path("plots")
@@ -247,7 +257,7 @@ def run(params: Params) -> dict:
     """Write the metrics, diagnostics, efficiency and run-card files and the plot data."""
     seeds = params.train.seeds
     primary = params.evaluate.primary_metric
-    per_seed = {s: read_json(predictions_dir(s) / "metrics.json") for s in seeds}
+    per_seed = {s: read_json(predictions_dir(s) / SEED_SCORES) for s in seeds}
     summary = aggregate(per_seed, primary)
     cost = efficiency(per_seed, summary[SPLIT][primary]["mean"])
     summary["trainable_parameters"] = cost["trainable_parameters"]

@@ -18,14 +18,9 @@ from typing import TYPE_CHECKING
 from avgate.config import Params
 from avgate.files import atomic_dir, write_json
 from avgate.layout.clips import usable_clips
-from avgate.layout.inputs import (
-    DESCRIPTION,
-    encoder_blocks,
-    examples,
-    live_dir,
-    model_dir,
-)
+from avgate.layout.inputs import encoder_blocks, examples, live_dir
 from avgate.layout.labels import second_labels
+from avgate.layout.results import DESCRIPTION, model_dir
 from avgate.profiles import recorded
 from avgate.training.bars import EpochBar
 from avgate.training.callbacks import Callback
