@@ -30,7 +30,7 @@ from avgate.gating.spec import parse_spec
 from avgate.stages.gate import Side, recompute
 
 NOTE = re.compile(r"gate report \S+ sha256 ([0-9a-f]{64})")
-FETCHED = ("ingest", "train")  # the stages whose outputs a look reads: labels, test logits
+FETCHED = ("ingest", "budget", "train")  # what a look reads: labels, the allocation, test logits
 
 
 def note_sha256(note: str) -> str | None:
