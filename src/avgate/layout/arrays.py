@@ -34,13 +34,18 @@ def side_by_side(dirs: dict[str, Path], split: str) -> tuple[np.ndarray, pd.Data
     return np.concatenate(parts, axis=1).astype(np.float32), index
 
 
-def pool_clips(x: np.ndarray, index: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Clip ids in index order, and the mean and the maximum of each clip's rows of `x`.
+def clip_starts(index: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Clip ids in index order and the row where each clip's rows begin.
 
     Rows of one clip must be contiguous, as every embedding index writes them.
     """
     clip_ids, starts = np.unique(index["clip_id"].to_numpy(), return_index=True)
     order = np.argsort(starts)
-    clip_ids, starts = clip_ids[order], starts[order]
+    return clip_ids[order], starts[order]
+
+
+def pool_clips(x: np.ndarray, index: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clip ids in index order, and the mean and the maximum of each clip's rows of `x`."""
+    clip_ids, starts = clip_starts(index)
     means = np.add.reduceat(x, starts, axis=0) / np.diff([*starts, len(x)])[:, None]
     return clip_ids, means, np.maximum.reduceat(x, starts, axis=0)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from avgate import calibration, metrics
 from avgate.config import Params
-from avgate.layout.arrays import pool_clips, side_by_side
+from avgate.layout.arrays import clip_starts, pool_clips, side_by_side
 from avgate.layout.clips import BUDGETED, embedding_dir
 from avgate.layout.labels import labels_of
 from avgate.scoring import logits_of
@@ -133,8 +133,7 @@ def with_clip_maxima(x: np.ndarray, index: pd.DataFrame) -> np.ndarray:
     >>> with_clip_maxima(np.array([[1.0], [3.0], [2.0]]), index).tolist()
     [[1.0, 3.0], [3.0, 3.0], [2.0, 2.0]]
     """
-    _, starts = np.unique(index["clip_id"].to_numpy(), return_index=True)
-    starts = np.sort(starts)
+    _, starts = clip_starts(index)
     maxima = np.maximum.reduceat(x, starts, axis=0)
     lengths = np.diff([*starts, len(x)])
     return np.concatenate([x, np.repeat(maxima, lengths, axis=0)], axis=1)
