@@ -207,6 +207,12 @@ def _gate(args: argparse.Namespace, params: Params) -> None:
         )
 
 
+def _probe(args: argparse.Namespace, params: Params) -> None:
+    from avgate.stages import probe
+
+    probe.run(params)
+
+
 def _go(args: argparse.Namespace, params: Params) -> None:
     from avgate.gating.go_verdict import console_lines
     from avgate.stages import go
@@ -275,6 +281,7 @@ def parser() -> argparse.ArgumentParser:
     add("summary", _summary, "the headline of the last run in a few short lines")
     add("profiles", _profiles, "wall time and peak memory of the last run of each stage")
     add("gate", _gate, "the workspace against the pinned baseline at one stage of gates.yaml")
+    add("probe", _probe, "evidence of the go/no-go checks the training stage does not write")
     add("go", _go, "the go/no-go checks of gates.yaml on this workspace: one verdict")
     ledger = add("ledger", _ledger_verify, "check the test-split ledger's hash chain")
     ledger.add_argument(

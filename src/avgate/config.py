@@ -458,6 +458,39 @@ class GateParams:
 
 
 @dataclass(frozen=True)
+class ProbeParams:
+    seed: int = param(
+        0, "the seed (one of train.seeds) whose model the single-model probes read", bound(">= 0")
+    )
+    overfit_rows: int = param(
+        256, "tiny overfit: training rows of the fixed subset (the first of each class in turn)",
+        bound(">= 2"),
+    )  # fmt: skip
+    overfit_epochs: int = param(200, "tiny overfit: epochs on that subset", bound(">= 1"))
+    resume_epochs: int = param(
+        6, "resume: epochs of the reference run; the killed run stops after half", bound(">= 2")
+    )
+    batch_sizes: list[int] = param(
+        [16, 64, 256],
+        "efficiency: batch sizes measured besides train.batch_size",
+        UNIQUE, bound(">= 1", each=True),
+    )  # fmt: skip
+    device_memory_gib: float = param(
+        24.0, "efficiency: the memory of the machine training runs on (headroom)", bound("> 0")
+    )
+    noise_std: float = param(
+        1.0, "irrelevance stress: std of the noise audio, in standardised units", bound("> 0")
+    )
+    policy_points: int = param(
+        21, "gating policies: confidence thresholds on the accuracy-versus-skips curve",
+        bound(">= 2"),
+    )  # fmt: skip
+    frozen_clips: int = param(
+        4, "reproducibility: clips of each split re-embedded by each frozen encoder", bound(">= 1")
+    )
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams = field(default_factory=DataParams)
     task: TaskParams = field(default_factory=TaskParams)
@@ -471,6 +504,7 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     gate: GateParams = field(default_factory=GateParams)
+    probe: ProbeParams = field(default_factory=ProbeParams)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Params:
@@ -520,6 +554,8 @@ def _check(params: Params) -> None:
     for name, options in params.eventness.options.items():
         _check_method_section(name, options)
     _check_budget(params)
+    if params.probe.seed not in params.train.seeds:
+        fail("probe.seed", f"must be one of train.seeds {params.train.seeds}", params.probe.seed)
     if params.train.finetune == "lora":
         _check_lora_recipe(params)
     lora = params.train.lora

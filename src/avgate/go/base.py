@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from avgate.declare import check_options_type
+from avgate.layout.results import APPLIES, probe_path
 
 PHASES = ("data", "safety", "learning", "efficiency", "robustness", "reproducibility")
 PHASE_KEY = "phase"  # the gates.yaml key every check takes besides its options
@@ -52,6 +53,15 @@ class Context:
             return json.loads(file.read_text())
         except json.JSONDecodeError as error:
             raise EvidenceError(f"{path}: not valid JSON ({error}); {RERUN}") from None
+
+
+def probe_result(context: Context, name: str) -> tuple[dict | None, str | None]:
+    """The probe `name`'s findings (reports/probe/<name>.json) and None, or None and the reason
+    it did not apply (the check that reads it is then not applicable)."""
+    data = context.read(probe_path(name))
+    if not data.get(APPLIES, False):
+        return None, f"{probe_path(name)}: {data.get('reason', 'the probe did not apply')}"
+    return data, None
 
 
 def lookup(data: Any, path: Path, *keys: str) -> Any:
