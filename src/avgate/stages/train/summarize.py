@@ -87,11 +87,15 @@ def aggregate(per_seed: dict[int, dict], primary: str) -> dict:
     return summary
 
 
+TAIL_HEADLINE = ("tail_recall", "tail_f1")  # binary tasks only: None (left out) elsewhere
+
+
 def headline(summary: dict) -> dict:
     """metrics/eval.json: what `dvc exp show` lists, narrow enough for a 120-column terminal: the
     primary metric's validation mean over seeds, its sample standard deviation over seeds
-    (`seed_sd`), its margin over the majority class (`vs_majority`), and the uncalibrated
-    validation ECE (everything else is in metrics/scores.json).
+    (`seed_sd`), its margin over the majority class (`vs_majority`), the uncalibrated
+    validation ECE, and on binary tasks the minority class's recall and F1 (`tail_recall`,
+    `tail_f1`: what a tail-recipe sweep moves); everything else is in metrics/scores.json.
 
     >>> headline({"primary_metric": "acc", "val": {"acc": {"mean": 0.9, "std": 0.01}},
     ...           "margin_over_majority": {"val": 0.4},
@@ -99,12 +103,17 @@ def headline(summary: dict) -> dict:
     {'acc': 0.9, 'seed_sd': 0.01, 'vs_majority': 0.4, 'ece': 0.05}
     """
     primary = summary["primary_metric"]
-    return {
+    line = {
         primary: summary[SPLIT][primary]["mean"],
         "seed_sd": summary[SPLIT][primary]["std"],
         "vs_majority": summary["margin_over_majority"][SPLIT],
         "ece": summary[f"calibration_{SPLIT}"]["ece"]["before"]["mean"],
     }
+    for tail in TAIL_HEADLINE:
+        value = summary[SPLIT].get(tail, {}).get("mean")
+        if value is not None and tail not in line:
+            line[tail] = value
+    return line
 
 
 def mean_of(dicts: list[dict]) -> dict:
