@@ -218,6 +218,7 @@ def test_only_adapters_and_head_train_and_the_counts_are_right(plain_path, prese
         "trainable": adapters + head,
         "adapter": adapters,
         "head": head,
+        "base_trained": 0,
         "unexpected": [],
     }
     for name, p in model.named_parameters():
@@ -232,6 +233,30 @@ def test_an_unfrozen_base_weight_fails_the_check(plain_path):
     assert parameter_report(model)["unexpected"] == [name]
     with pytest.raises(RuntimeError, match="feed_forward.output_dense.weight"):
         check_trainable(model)
+
+
+def test_train_base_trains_the_named_module_in_full_and_reloads(plain_path, data, tmp_path):
+    """`train.lora.train_base`: a declared exception to the freeze, counted apart (the go/no-go
+    check backbone_frozen fails on it), saved and reloaded with the adapters."""
+    torch.manual_seed(0)
+    model = AudioClassifier(load_encoder(plain_path), N_CLASSES, "attention")
+    targets = resolve_targets(model.encoder, "attention")
+    wrap_lora(model, targets, r=4, alpha=8, dropout=0.0, train_base=["feature_projection"])
+    projection = load_encoder(plain_path).feature_projection
+    report = parameter_report(model)
+    assert report["base_trained"] == sum(p.numel() for p in projection.parameters()) > 0
+    assert report["trainable"] == report["adapter"] + report["head"] + report["base_trained"]
+    check_trainable(model)  # declared: the run starts
+    equivalence = check_forward_equivalence(model, data[0], plain_path)
+    assert equivalence["mean_abs_logit_diff"] < EQUIVALENCE_TOLERANCE  # unchanged at start
+
+    train_steps(model, [data] * 2, torch.optim.AdamW(model.parameters(), lr=1e-2))
+    trained = dict(model.named_parameters())
+    copy = next(n for n in trained if "modules_to_save" in n and n.endswith("projection.weight"))
+    assert not torch.equal(trained[copy], projection.projection.weight)
+    save_adapter(model, tmp_path / "adapter")
+    loaded = load_adapter(plain_path, tmp_path / "adapter")
+    assert torch.equal(logits(loaded, data[0]), logits(model, data[0]))
 
 
 def test_adapted_output_equals_the_base_output_at_initialisation(plain_path, data):

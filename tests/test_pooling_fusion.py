@@ -2,6 +2,10 @@ import pytest
 import torch
 from torch import nn
 
+from avgate.config import Params
+from avgate.declare import ConfigError
+from avgate.finetune.none.head import build_head, load, save
+from avgate.models.fused import Block
 from avgate.models.fusion import ConcatFusion, GatedFusion
 from avgate.models.pooling import AttentionPooling, LayerWeightedSum, LinearHead, MeanPooling
 
@@ -138,3 +142,29 @@ def test_closed_modality_gets_no_gradient():
     assert fusion.gate_logits["audio"].grad is not None
     assert fusion.projections["visual"].weight.grad is None
     assert fusion.gate_logits["visual"].grad is None
+
+
+def test_closed_modalities_param_builds_a_head_that_never_reads_them(tmp_path):
+    """`train.closed_modalities`: the built head's gate stays shut, so the audio columns change
+    nothing, and the saved state rebuilds it shut; a modality the inputs lack is refused."""
+    blocks = [Block("logmel", "audio", ((0, 4),)), Block("frames", "visual", ((4, 7),))]
+    train = {"fusion": "gated", "closed_modalities": ["audio"], "dropout": 0.0, "hidden": 8}
+    params = Params.from_dict({"train": train})
+    torch.manual_seed(0)
+    model, architecture = build_head(params.train, blocks, 7, 3)
+    x = torch.randn(5, 7)
+    other = x.clone()
+    other[:, :4] = torch.randn(5, 4) * 10
+    model.eval()
+    assert torch.equal(model(x), model(other))
+    assert model.fusion.gates()["audio"] == 0.0
+
+    save(model, tmp_path)
+    description = {"architecture": architecture, "in_dim": 7, "classes": list("abc"), "hidden": 8}
+    assert torch.equal(load(params, tmp_path, description)(x), model(x))
+
+    wrong = Params.from_dict({"train": {**train, "closed_modalities": ["speech"]}})
+    with pytest.raises(ConfigError, match=r"train.closed_modalities must name modalities"):
+        build_head(wrong.train, blocks, 7, 3)
+    with pytest.raises(ConfigError, match=r"train.closed_modalities needs train.fusion: gated"):
+        Params.from_dict({"train": {"closed_modalities": ["audio"]}})

@@ -319,6 +319,13 @@ class LoraParams:
     accumulate: int = param(1, "batches per optimiser step", bound(">= 1"))
     amp: bool = param(True, "bfloat16 autocast on CUDA; ignored on CPU")
     pooling: str = param("mean", "over the frames of each second", one_of("mean", "attention"))
+    train_base: list[str] = param(
+        [],
+        "encoder modules trained in full next to the adapters (peft's modules_to_save, e.g. "
+        "[feature_projection]): the backbone is then not frozen, which the go/no-go check "
+        "backbone_frozen reports",
+        UNIQUE,
+    )
 
 
 @dataclass(frozen=True)
@@ -360,6 +367,13 @@ class TrainParams:
         "concat",
         "gated: a learned gate per modality (closed = modality unused)",
         one_of("concat", "gated"),
+    )
+    closed_modalities: list[str] = param(
+        [],
+        "fusion: gated only: modalities whose gate stays closed for the whole run, so the model "
+        "never reads them (an ablation, e.g. a visual-only model on audio-visual inputs); "
+        "checked against the inputs' modalities by the train stage",
+        UNIQUE,
     )
     finetune: str = param(
         "none",
@@ -554,6 +568,9 @@ def _check(params: Params) -> None:
     for name, options in params.eventness.options.items():
         _check_method_section(name, options)
     _check_budget(params)
+    if params.train.closed_modalities and params.train.fusion != "gated":
+        fail("train.closed_modalities", "needs train.fusion: gated (a gate to close)",
+             params.train.closed_modalities)  # fmt: skip
     if params.probe.seed not in params.train.seeds:
         fail("probe.seed", f"must be one of train.seeds {params.train.seeds}", params.probe.seed)
     if params.train.finetune == "lora":
@@ -571,6 +588,9 @@ def _check(params: Params) -> None:
 def _check_lora_recipe(params: Params) -> None:
     """The tail recipe and registered selection metrics are for heads on cached embeddings:
     refuse them under `train.finetune: lora` instead of ignoring them."""
+    if params.train.closed_modalities:
+        fail("train.closed_modalities", "applies to train.finetune: none only (LoRA reads audio)",
+             params.train.closed_modalities)  # fmt: skip
     for key, off in TAIL_RECIPE.items():
         value = functools.reduce(getattr, key.split("."), params)
         if value != off:

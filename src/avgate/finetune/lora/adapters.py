@@ -2,7 +2,10 @@
 counts, and saving and loading the adapters with the head.
 
 The encoder's own weights never change: only the adapters (`lora_*` parameters) and the head
-(`pool.*`, `head.*`) train (`checks.check_trainable` fails a run where anything else would).
+(`pool.*`, `head.*`) train (`checks.check_trainable` fails a run where anything else would),
+unless `train.lora.train_base` names encoder modules to train in full (peft's
+`modules_to_save`): the report counts those apart (`base_trained`), and the go/no-go check
+`backbone_frozen` fails such a run.
 
 WavLM's attention never calls its q/k/v/out projections: it hands their `.weight` to
 `F.multi_head_attention_forward`, which bypasses peft's wrappers (huggingface/transformers#48773),
@@ -119,19 +122,33 @@ def _route_weight_reads(encoder: PeftModel) -> None:
 
 
 def wrap_lora(
-    classifier: AudioClassifier, targets: list[str], r: int, alpha: int, dropout: float
+    classifier: AudioClassifier,
+    targets: list[str],
+    r: int,
+    alpha: int,
+    dropout: float,
+    train_base: list[str] | None = None,
 ) -> AudioClassifier:
-    """Put LoRA adapters on `targets` of the encoder (in place); base weights frozen, head not."""
+    """Put LoRA adapters on `targets` of the encoder (in place); base weights frozen, head not,
+    except the encoder modules named in `train_base`, which train in full."""
     if isinstance(classifier.encoder, PeftModel):
         raise ValueError("the encoder already has LoRA adapters")
     config = LoraConfig(
-        target_modules=list(targets), r=r, lora_alpha=alpha, lora_dropout=dropout, bias="none"
+        target_modules=list(targets),
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        bias="none",
+        modules_to_save=list(train_base) if train_base else None,
     )
     classifier.encoder = get_peft_model(classifier.encoder, config)
     _route_weight_reads(classifier.encoder)
     for name in HEAD_MODULES:
         getattr(classifier, name).requires_grad_(True)
     return classifier
+
+
+BASE_TRAINED = "modules_to_save"  # peft's name for the trained copies of `train_base` modules
 
 
 def _is_adapter(name: str) -> bool:
@@ -142,17 +159,24 @@ def _is_head(name: str) -> bool:
     return name.split(".")[0] in HEAD_MODULES
 
 
+def _is_base_trained(name: str) -> bool:
+    return BASE_TRAINED in name.split(".")
+
+
 def parameter_report(model: nn.Module) -> dict[str, Any]:
-    """Parameter counts (total, trainable, adapter, head) and the names of trainable
-    parameters that are neither adapter nor head (`unexpected`, which should be empty)."""
+    """Parameter counts (total, trainable, adapter, head, and `base_trained`: encoder modules
+    trained in full by request) and the names of trainable parameters that are none of these
+    (`unexpected`, which must be empty)."""
     params = dict(model.named_parameters())
     trainable = {name: p for name, p in params.items() if p.requires_grad}
+    declared = (_is_adapter, _is_head, _is_base_trained)
     return {
         "total": sum(p.numel() for p in params.values()),
         "trainable": sum(p.numel() for p in trainable.values()),
         "adapter": sum(p.numel() for n, p in trainable.items() if _is_adapter(n)),
         "head": sum(p.numel() for n, p in trainable.items() if _is_head(n)),
-        "unexpected": [n for n in trainable if not (_is_adapter(n) or _is_head(n))],
+        "base_trained": sum(p.numel() for n, p in trainable.items() if _is_base_trained(n)),
+        "unexpected": [n for n in trainable if not any(kind(n) for kind in declared)],
     }
 
 

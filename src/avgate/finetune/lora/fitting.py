@@ -123,6 +123,7 @@ def describe(
         "total_parameters": counts["total"],
         "adapter_parameters": counts["adapter"],
         "head_parameters": counts["head"],
+        "base_trained_parameters": counts["base_trained"],
     }
 
 
@@ -145,7 +146,7 @@ def train(
     model_type = encoder.config.model_type
     share = audio_share(featurize.extractor, featurize.sample_rate)
     model = AudioClassifier(encoder, len(classes), lora.pooling, audio_share=share)
-    model = wrap_lora(model, targets, lora.r, lora.alpha, lora.dropout)
+    model = wrap_lora(model, targets, lora.r, lora.alpha, lora.dropout, lora.train_base)
     equivalence = run_checks(model, train_set[0][0][:CHECK_WINDOWS], base)
     device = resolve_device(params.embed.device, "embed")
     model.to(device)

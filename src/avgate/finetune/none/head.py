@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from avgate.config import Params, TrainParams
+from avgate.declare import fail
 from avgate.models.fused import Block, rebuild_head
 from avgate.models.heads import MLPHead
 
@@ -24,7 +25,8 @@ WEIGHTS = "head.safetensors"  # in models/seed<k>/, next to head.json
 def build_head(
     train: TrainParams, blocks: list[Block], in_dim: int, n_classes: int
 ) -> tuple[nn.Module, dict]:
-    """The untrained head and the architecture description that rebuilds it."""
+    """The untrained head and the architecture description that rebuilds it; the gates of
+    `train.closed_modalities` closed (the state is a buffer: the saved weights keep it)."""
     if train.head == "mlp" and train.fusion == "concat" and all(b.n_layers == 1 for b in blocks):
         return MLPHead(in_dim, train.hidden, n_classes, train.dropout), {"kind": "mlp"}
     architecture = {
@@ -33,7 +35,14 @@ def build_head(
         "fusion": train.fusion,
         "blocks": [b.to_dict() for b in blocks],
     }
-    return rebuild_head(architecture, in_dim, n_classes, train.hidden, train.dropout), architecture
+    model = rebuild_head(architecture, in_dim, n_classes, train.hidden, train.dropout)
+    modalities = sorted({b.modality for b in blocks})
+    for modality in train.closed_modalities:
+        if modality not in modalities:
+            fail("train.closed_modalities", f"must name modalities of the inputs {modalities}",
+                 train.closed_modalities)  # fmt: skip
+        model.fusion.close(modality)
+    return model, architecture
 
 
 def save(model: nn.Module, folder: Path) -> None:
