@@ -16,7 +16,7 @@ import pandas as pd
 
 from avgate.config import Params
 from avgate.files import write_csv, write_json
-from avgate.layout.results import APPLIES, probe_path
+from avgate.layout.results import APPLIES, PROBE_DIR, probe_path
 from avgate.probes import PROBES
 from avgate.probes.base import plot_path
 from avgate.profiles import recorded
@@ -25,6 +25,7 @@ from avgate.profiles import recorded
 def run(params: Params, say: Callable[[str], None] = print) -> dict[str, dict]:
     """Run every registered probe; write its files; return each one's JSON content by name."""
     results: dict[str, dict] = {}
+    PROBE_DIR.mkdir(parents=True, exist_ok=True)  # a DVC output even when no probe is registered
     for name, kind in PROBES.items():
         with recorded(f"probe/{name}") as profile:
             probe = kind()
