@@ -4,6 +4,8 @@
 Each check is a registered `GoCheck` (`go/base.py`: name, default phase, options, the evidence
 files it reads, when it does not apply, how it judges); one module per family:
 
+- `alignment` (event tasks with audio and frames; the `alignment` probe): `av_alignment`,
+  `av_mismatch`;
 - `data`: `files_load`, `class_imbalance`, `no_leakage`, `no_duplicates`;
 - `modality` (audio-visual models): `audio_reliance`;
 - `parity` (LoRA runs): `backbone_frozen`, `forward_equivalence`;
@@ -16,11 +18,12 @@ that reads gates.yaml depends on it; `gating.go_verdict` turns the declared chec
 verdict, its headline and its report.
 
 >>> list(CHECKS)  # doctest: +NORMALIZE_WHITESPACE
-['files_load', 'class_imbalance', 'no_leakage', 'no_duplicates', 'audio_reliance',
- 'backbone_frozen', 'forward_equivalence', 'seed_std', 'calibration']
+['av_alignment', 'av_mismatch', 'files_load', 'class_imbalance', 'no_leakage',
+ 'no_duplicates', 'audio_reliance', 'backbone_frozen', 'forward_equivalence', 'seed_std',
+ 'calibration']
 """
 
-from avgate.go import data, modality, parity, scores  # noqa: F401 (they register)
+from avgate.go import alignment, data, modality, parity, scores  # noqa: F401 (they register)
 from avgate.go.base import CHECKS, PHASES, CheckResult, Context, EvidenceError, GoCheck
 
 __all__ = ["CHECKS", "PHASES", "CheckResult", "Context", "EvidenceError", "GoCheck"]
