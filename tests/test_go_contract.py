@@ -43,6 +43,8 @@ def _set(path: str, keys: tuple, value) -> typing.Callable[[Path], None]:
 # name: (write_run arguments where it applies, how to break it, write_run arguments where it
 # does not apply, or None when it always applies)
 FIXTURES = {
+    "av_alignment": ({}, _set(ev.ALIGNMENT, ("agreement",), 0.8), {"modalities": ("audio",)}),
+    "av_mismatch": ({}, _set(ev.ALIGNMENT, ("mismatched_share",), 0.1), {"modalities": ("audio",)}),
     "files_load": ({}, _set(ev.INGEST, ("n_ok",), 90), None),
     "class_imbalance": ({}, _set(ev.LEAKAGE, ("label_counts", "train", "a"), 200), None),
     "no_leakage": ({}, _set(ev.LEAKAGE, ("group_overlap", "train|test"), 2), None),
