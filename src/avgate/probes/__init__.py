@@ -7,7 +7,7 @@ Each probe is a registered `Probe` (`probes/base.py`); one module per probe, imp
 True
 """
 
-from avgate.probes import efficiency, overfit, resume  # noqa: F401 (they register)
+from avgate.probes import efficiency, frozen, overfit, resume  # noqa: F401 (they register)
 from avgate.probes.base import PROBES, Probe, ProbeOutput, register_probe
 
 __all__ = ["PROBES", "Probe", "ProbeOutput", "register_probe"]
