@@ -23,6 +23,10 @@ PAIRS = ("train|val", "train|test", "val|test")
 ALIGNMENT = "reports/probe/alignment.json"
 
 
+def probe(name: str) -> str:
+    return f"reports/probe/{name}.json"
+
+
 def seed_scores(seed: int) -> str:
     return f"predictions/seed{seed}/metrics.json"
 
@@ -99,3 +103,35 @@ def write_run(
             "mismatched_share": 0.0, "n_mismatched": 0, "mismatched_clips": [],
         }  # fmt: skip
     write(root, ALIGNMENT, alignment)
+    write_learning_probes(root, seeds, finetune)
+
+
+def write_learning_probes(root: Path, seeds: tuple[int, ...], finetune: str) -> None:
+    """The overfit, resume, efficiency and frozen probes' findings; the first three do not
+    apply to a LoRA run."""
+    frozen: dict[str, Any] = {
+        "applies": True, "clips_per_split": 2, "mismatches": 0,
+        "encoders": {"logmel": {"clips": 6, "matches": 6, "mismatched": []}},
+    }  # fmt: skip
+    if finetune == "lora":
+        for name in ("overfit", "resume", "efficiency"):
+            write(root, probe(name), {"applies": False, "reason": "train.finetune is lora"})
+        write(root, probe("frozen"), frozen)
+        return
+    write(root, probe("overfit"), {"applies": True, "train_loss": 0.001, "train_accuracy": 1.0,
+                                   "rows": 256, "epochs": 200})  # fmt: skip
+    metrics = {"best_epoch": 6, "val_loss": 0.8, "val_accuracy": 0.66}
+    write(root, probe("resume"), {
+        "applies": True, "epochs": 6, "killed_after_epoch": 3, "resumed_from_epoch": 3,
+        "uninterrupted": metrics, "resumed": metrics,
+        "max_abs_weight_diff": 0.0, "max_abs_metric_diff": 0.0,
+    })  # fmt: skip
+    write(root, probe("efficiency"), {
+        "applies": True, "train_batch_size": 64, "device_memory_gib": 24.0,
+        "peak_bytes_at_train_batch_size": 1_078_068, "headroom": 0.999958,
+    })  # fmt: skip
+    digest = "ab" * 32
+    write(root, probe("frozen"), frozen | {
+        "standardisation_sha256": {f"seed{s}": digest for s in seeds},
+        "expected_standardisation_sha256": digest, "seed_mismatches": [],
+    })  # fmt: skip

@@ -66,6 +66,14 @@ FIXTURES = {
     ),
     "seed_std": ({}, _set(ev.SCORES, ("val", "segment_accuracy", "std"), 0.05), {"seeds": (0,)}),
     "calibration": ({}, _set(ev.SCORES, ("calibration_val", "ece", "before", "mean"), 0.2), None),
+    "tiny_overfit": ({}, _set(ev.probe("overfit"), ("train_loss",), 0.4), {"finetune": "lora"}),
+    "resume_equal": (
+        {},
+        _set(ev.probe("resume"), ("max_abs_weight_diff",), 1e-3),
+        {"finetune": "lora"},
+    ),
+    "memory_headroom": ({}, _set(ev.probe("efficiency"), ("headroom",), 0.1), {"finetune": "lora"}),
+    "frozen_checksums": ({}, _set(ev.probe("frozen"), ("mismatches",), 1), None),
 }
 
 
