@@ -7,7 +7,7 @@ Each probe is a registered `Probe` (`probes/base.py`); one module per probe, imp
 True
 """
 
-from avgate.probes import alignment  # noqa: F401 (it registers)
+from avgate.probes import alignment, items, policies, stress  # noqa: F401 (they register)
 from avgate.probes.base import PROBES, Probe, ProbeOutput, register_probe
 
 __all__ = ["PROBES", "Probe", "ProbeOutput", "register_probe"]
