@@ -66,6 +66,26 @@ FIXTURES = {
     ),
     "seed_std": ({}, _set(ev.SCORES, ("val", "segment_accuracy", "std"), 0.05), {"seeds": (0,)}),
     "calibration": ({}, _set(ev.SCORES, ("calibration_val", "ece", "before", "mean"), 0.2), None),
+    "audio_dependence": (
+        {},
+        _set(ev.ITEMS, ("mean", "dependent_drop", "other_seeds"), 0.5),
+        {"modalities": ("audio",)},
+    ),
+    "irrelevance_stress": (
+        {},
+        _set(ev.STRESS, ("mean", "use", "noise"), 0.3),
+        {"finetune": "lora"},
+    ),
+    "gate_parity": (
+        {},
+        _set(ev.STRESS, ("gate_parity", "max_mean_abs_logit_diff"), 1e-3),
+        {"fusion": "concat"},
+    ),
+    "gating_policy": (
+        {},
+        _set(ev.POLICIES, ("curve", 1, "drop"), 0.05),
+        {"modalities": ("audio",)},
+    ),
 }
 
 

@@ -9,6 +9,8 @@ files it reads, when it does not apply, how it judges); one module per family:
 - `data`: `files_load`, `class_imbalance`, `no_leakage`, `no_duplicates`;
 - `modality` (audio-visual models): `audio_reliance`;
 - `parity` (LoRA runs): `backbone_frozen`, `forward_equivalence`;
+- `robustness` (audio-visual heads, from the probes): `audio_dependence`, `irrelevance_stress`,
+  `gate_parity`, `gating_policy`;
 - `scores`: `seed_std`, `calibration`.
 
 A new check is one module (or one class in a family's module) and, for a new module, one import
@@ -19,11 +21,11 @@ verdict, its headline and its report.
 
 >>> list(CHECKS)  # doctest: +NORMALIZE_WHITESPACE
 ['av_alignment', 'av_mismatch', 'files_load', 'class_imbalance', 'no_leakage',
- 'no_duplicates', 'audio_reliance', 'backbone_frozen', 'forward_equivalence', 'seed_std',
- 'calibration']
+ 'no_duplicates', 'audio_reliance', 'backbone_frozen', 'forward_equivalence', 'audio_dependence',
+ 'irrelevance_stress', 'gate_parity', 'gating_policy', 'seed_std', 'calibration']
 """
 
-from avgate.go import alignment, data, modality, parity, scores  # noqa: F401 (they register)
+from avgate.go import alignment, data, modality, parity, robustness, scores  # noqa: F401 (they register)
 from avgate.go.base import CHECKS, PHASES, CheckResult, Context, EvidenceError, GoCheck
 
 __all__ = ["CHECKS", "PHASES", "CheckResult", "Context", "EvidenceError", "GoCheck"]
