@@ -1,10 +1,12 @@
 """Hand-written evidence for the go/no-go checks: the files the pipeline writes, reduced to the
 keys the checks read, with values that pass every example threshold; `edit` changes one.
 
-`write_run(root, seeds, finetune=..., modalities=...)` writes a consistent workspace: a head on
-audio and visual embeddings by default (modality ablations, no LoRA facts), or a LoRA run on the
-audio (no ablations; head.json with the freeze counts and forward equivalence); the alignment
-probe's findings, or that it did not apply when `modalities` has no visual.
+`write_run(root, seeds, finetune=..., modalities=..., fusion=...)` writes a consistent workspace:
+a head on audio and visual embeddings by default (modality ablations, no LoRA facts), or a LoRA
+run on the audio (no ablations; head.json with the freeze counts and forward equivalence); the
+alignment probe's findings, or that it did not apply when `modalities` has no visual; the items,
+stress and policies probes' findings for a head on audio and visual (the closed gate's parity
+unless `fusion` is not gated), or that they did not apply.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ AUDIT = "metrics/audit.json"
 SCORES = "metrics/scores.json"
 PAIRS = ("train|val", "train|test", "val|test")
 ALIGNMENT = "reports/probe/alignment.json"
+ITEMS = "reports/probe/items.json"
+STRESS = "reports/probe/stress.json"
+POLICIES = "reports/probe/policies.json"
 
 
 def probe(name: str) -> str:
@@ -52,6 +57,7 @@ def write_run(
     seeds: tuple[int, ...] = (0, 1),
     finetune: str = "none",
     modalities: tuple[str, ...] = ("audio", "visual"),
+    fusion: str = "gated",
 ) -> None:
     """Evidence of a healthy run: every example threshold of the registered checks passes."""
     write(root, INGEST, {"n_files": 100, "n_ok": 99, "ok_fraction": 0.99})
@@ -104,6 +110,7 @@ def write_run(
         }  # fmt: skip
     write(root, ALIGNMENT, alignment)
     write_learning_probes(root, seeds, finetune)
+    write_modality_probes(root, seeds, finetune == "none" and len(modalities) > 1, fusion, primary)
 
 
 def write_learning_probes(root: Path, seeds: tuple[int, ...], finetune: str) -> None:
@@ -135,3 +142,32 @@ def write_learning_probes(root: Path, seeds: tuple[int, ...], finetune: str) -> 
         "standardisation_sha256": {f"seed{s}": digest for s in seeds},
         "expected_standardisation_sha256": digest, "seed_mismatches": [],
     })  # fmt: skip
+
+
+def write_modality_probes(
+    root: Path, seeds: tuple[int, ...], audio_visual: bool, fusion: str, primary: str
+) -> None:
+    """The items, stress and policies probes' files (not applicable without audio and visual)."""
+    if not audio_visual:
+        for path in (ITEMS, STRESS, POLICIES):
+            write(root, path, {"applies": False, "reason": "no audio and visual to ablate"})
+        return
+    drops = {"other_seeds": 0.9, "other_clip": 0.85}
+    write(root, ITEMS, {
+        "applies": True, "seeds": list(seeds),
+        "per_seed": {f"seed{s}": {"dependent_drop": drops, "free_drop": 0.02} for s in seeds},
+        "mean": {"dependent_drop": drops, "free_drop": 0.02},
+    })  # fmt: skip
+    use = {"noise": 0.02, "from_other_clip": 0.03}
+    parity = (
+        {"applies": True, "max_mean_abs_logit_diff": 0.0} if fusion == "gated"
+        else {"applies": False, "reason": f"train.fusion is {fusion}: no audio gate to close"}
+    )  # fmt: skip
+    write(root, STRESS, {"applies": True, "per_seed": {f"seed{s}": {"use": use} for s in seeds},
+                         "mean": {"use": use}, "gate_parity": parity})  # fmt: skip
+    curve = [
+        {"policy": "confidence", "target_skip": t, "threshold": 1 - t / 2, "skipped": t,
+         "score": 0.8 - d, "drop": d}
+        for t, d in ((0.0, 0.0), (0.3, 0.005), (0.6, 0.05))
+    ]  # fmt: skip
+    write(root, POLICIES, {"applies": True, "primary_metric": primary, "curve": curve})

@@ -74,6 +74,26 @@ FIXTURES = {
     ),
     "memory_headroom": ({}, _set(ev.probe("efficiency"), ("headroom",), 0.1), {"finetune": "lora"}),
     "frozen_checksums": ({}, _set(ev.probe("frozen"), ("mismatches",), 1), None),
+    "audio_dependence": (
+        {},
+        _set(ev.ITEMS, ("mean", "dependent_drop", "other_seeds"), 0.5),
+        {"modalities": ("audio",)},
+    ),
+    "irrelevance_stress": (
+        {},
+        _set(ev.STRESS, ("mean", "use", "noise"), 0.3),
+        {"finetune": "lora"},
+    ),
+    "gate_parity": (
+        {},
+        _set(ev.STRESS, ("gate_parity", "max_mean_abs_logit_diff"), 1e-3),
+        {"fusion": "concat"},
+    ),
+    "gating_policy": (
+        {},
+        _set(ev.POLICIES, ("curve", 1, "drop"), 0.05),
+        {"modalities": ("audio",)},
+    ),
 }
 
 

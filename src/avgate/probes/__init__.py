@@ -7,7 +7,16 @@ Each probe is a registered `Probe` (`probes/base.py`); one module per probe, imp
 True
 """
 
-from avgate.probes import alignment, efficiency, frozen, overfit, resume  # noqa: F401 (they register)
+from avgate.probes import (  # noqa: F401 (they register)
+    alignment,
+    efficiency,
+    frozen,
+    items,
+    overfit,
+    policies,
+    resume,
+    stress,
+)
 from avgate.probes.base import PROBES, Probe, ProbeOutput, register_probe
 
 __all__ = ["PROBES", "Probe", "ProbeOutput", "register_probe"]
