@@ -111,6 +111,18 @@ def judge(checks: tuple[GoCheck, ...], context: Context, source: str = "gates.ya
     }
 
 
+def newly_failed(reference: dict, variant: dict) -> list[str]:
+    """The checks that fail in `variant` but not in `reference` (two reports/go.json contents):
+    what a change broke, whatever the reference already failed.
+
+    >>> ok = {"checks": [{"name": "a", "status": PASS}, {"name": "b", "status": FAIL}]}
+    >>> newly_failed(ok, {"checks": [{"name": "a", "status": FAIL}, {"name": "b", "status": FAIL}]})
+    ['a']
+    """
+    before = {r["name"] for r in reference["checks"] if r["status"] == FAIL}
+    return [r["name"] for r in variant["checks"] if r["status"] == FAIL and r["name"] not in before]
+
+
 def headline(details: dict) -> dict:
     """metrics/go.json: the verdict and the counts, narrow enough for `dvc exp show`.
 
