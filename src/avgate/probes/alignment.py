@@ -225,4 +225,9 @@ class Alignment(Probe):
             "by_split": {split: agreement(table) for split, table in tables.items()},
             **mismatch(both),
         }
-        return ProbeOutput(result)
+        line = (
+            f"audio and picture agree on {result['agreement']:.3f} of {result['n_seconds']} "
+            f"annotated seconds ({result['n_clips']} clips); {result['n_mismatched']} clip(s) "
+            "obviously mismatched"
+        )
+        return ProbeOutput(result, line=line)

@@ -34,11 +34,13 @@ def plot_path(kind: type[Probe]) -> Path:
 @dataclass
 class ProbeOutput:
     """What a probe found: `result` (its JSON file's content), optionally a `plot` table (written
-    to `plots/<plot_name>.csv`) and `timings` (wall-clock figures for data/profiles/)."""
+    to `plots/<plot_name>.csv`), `timings` (wall-clock figures for data/profiles/) and `line`,
+    its findings in a few words for the console."""
 
     result: dict[str, Any]
     plot: pd.DataFrame | None = None
     timings: dict[str, Any] = field(default_factory=dict)
+    line: str = ""
 
 
 class Probe(ABC):

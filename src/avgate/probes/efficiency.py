@@ -134,9 +134,13 @@ def efficiency(params: Params, data: Data) -> ProbeOutput:
         "by_batch_size": rows,
     }
     plot = pd.DataFrame(rows)[["batch_size", "peak_mib"]]
-    steps = ", ".join(f"b={s}: {timings[f'step_ms_b{s}']} ms" for s in sizes)
-    print(f"probe efficiency: step time on the CPU, median of {STEPS}: {steps}")
-    return ProbeOutput(result, plot, timings)
+    steps = ", ".join(f"{s}: {timings[f'step_ms_b{s}']} ms" for s in sizes)
+    line = (
+        f"peak {at_target['peak_mib']} MiB a step at batch size {target}, headroom "
+        f"{result['headroom']:.3%} of {params.probe.device_memory_gib:g} GiB; step time by batch "
+        f"size (median of {STEPS}, this machine) {steps}"
+    )
+    return ProbeOutput(result, plot, timings, line)
 
 
 @register_probe("efficiency")

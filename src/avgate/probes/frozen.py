@@ -130,4 +130,9 @@ class Frozen(Probe):
     """Checksums of the frozen path on a rerun and across seeds (see the module doc)."""
 
     def run(self, params: Params) -> ProbeOutput:
-        return ProbeOutput(frozen(params))
+        result = frozen(params)
+        clips = sum(e["clips"] for e in result["encoders"].values())
+        line = f"{result['mismatches']} mismatch(es) over {clips} re-embedded clips"
+        if "seed_mismatches" in result:
+            line += f" and {len(result['standardisation_sha256'])} seeds' inputs"
+        return ProbeOutput(result, line=line)

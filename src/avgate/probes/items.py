@@ -275,7 +275,15 @@ class Items(Probe):
                 run.audio, run.visual, head.fill(), run.clip_ids,
             )  # fmt: skip
         summary = summarise(rights, run.data.index)
+        mean = summary["mean"]
+        line = (
+            f"audio-dependent {mean['shares']['audio_dependent']:.3f} of validation rows; of "
+            f"those, {mean['dependent_drop']['other_seeds']:.3f} wrong with the audio muted on "
+            f"the other seeds' models; modality-free rows wrong with it muted "
+            f"{mean['free_drop']:.3f} (mean over seeds)"
+        )
         return ProbeOutput(
             {"definition": DEFINITION, "seeds": list(rights), "n_rows": len(run.data.labels)}
-            | summary
+            | summary,
+            line=line,
         )

@@ -91,4 +91,9 @@ class TinyOverfit(Probe):
         return not_head_mode(params)
 
     def run(self, params: Params) -> ProbeOutput:
-        return ProbeOutput(round_floats(overfit(params, head_data(params))))
+        result = round_floats(overfit(params, head_data(params)))
+        line = (
+            f"loss {result['train_loss']:.3g}, accuracy {result['train_accuracy']:.3f} on "
+            f"{result['rows']} training rows after {result['epochs']} epochs"
+        )
+        return ProbeOutput(result, line=line)

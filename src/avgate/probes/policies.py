@@ -147,4 +147,9 @@ class Policies(Probe):
                 "per_seed": per_seed,
             },
             plot=pd.DataFrame(curve, columns=list(COLUMNS)),
+            line=(
+                f"{primary} always-on {fixed[ALWAYS_ON]['score']:.4f}, always-off "
+                f"{fixed[ALWAYS_OFF]['score']:.4f}; {params.probe.policy_points} thresholds per "
+                f"heuristic ({', '.join(HEURISTICS)}) in plots/gating_policies.csv"
+            ),
         )

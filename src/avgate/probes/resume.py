@@ -109,4 +109,11 @@ class Resume(Probe):
         return not_head_mode(params)
 
     def run(self, params: Params) -> ProbeOutput:
-        return ProbeOutput(resume(params, head_data(params)))
+        result = resume(params, head_data(params))
+        line = (
+            f"killed after epoch {result['killed_after_epoch']} of {result['epochs']}, resumed "
+            f"from {result['resumed_from_epoch']}: largest weight difference "
+            f"{result['max_abs_weight_diff']:.3g}, metric difference "
+            f"{result['max_abs_metric_diff']:.3g}"
+        )
+        return ProbeOutput(result, line=line)

@@ -149,13 +149,16 @@ class Stress(Probe):
             per_seed[f"seed{head.seed}"] = seed_stress(
                 head, run, params.probe.noise_std, params.evaluate.primary_metric
             )
-        return ProbeOutput(
-            {
-                "noise_std": params.probe.noise_std,
-                "primary_metric": params.evaluate.primary_metric,
-                "use": "share of val rows whose decision differs from the decision with the "
-                "audio muted",
-                "per_seed": per_seed,
-            }
-            | summarise(per_seed, params.train.fusion)
+        result = {
+            "noise_std": params.probe.noise_std,
+            "primary_metric": params.evaluate.primary_metric,
+            "use": "share of val rows whose decision differs from the decision with the "
+            "audio muted",
+            "per_seed": per_seed,
+        } | summarise(per_seed, params.train.fusion)
+        use = result["mean"]["use"]
+        line = (
+            f"decisions moved by noise audio {use['noise']:.3f}, by another clip's audio "
+            f"{use['from_other_clip']:.3f} (share of validation rows, mean over seeds)"
         )
+        return ProbeOutput(result, line=line)

@@ -46,7 +46,7 @@ def run(params: Params, say: Callable[[str], None] = print) -> dict[str, dict]:
                         )
                     write_csv(output.plot, plot_path(kind))
                 profile.update(output.timings)
-                say(f"probe {name}: {probe_path(name)}")
+                say(f"probe {name}: {output.line or 'done'} ({probe_path(name)})")
             write_json(probe_path(name), result)
             results[name] = result
     return results
