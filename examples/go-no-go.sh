@@ -27,8 +27,15 @@ fi
 start=$(git rev-parse --abbrev-ref HEAD)
 stamp=$(date -u +%Y%m%d%H%M%S)
 reports=$(mktemp -d)
-trap 'rm -rf "$reports"' EXIT
 git switch -q -c "go-no-go-$stamp"
+finish() {  # the tree was clean: drop the last experiment's files, back to where we started
+  rm -rf "$reports"
+  git checkout -q -- .
+  git switch -q "$start"
+  dvc checkout -q || true
+  echo "== back on $start; the example left branch go-no-go-$stamp and its experiments"
+}
+trap finish EXIT
 
 echo "== plan: every registered check at its issue threshold, in gates.yaml (checks:)"
 python - <<'PY'
@@ -75,7 +82,6 @@ if [ -n "$fsdd" ]; then
     -S '~embed.encoders.frames_high' -S evaluate.primary_metric=accuracy \
     -S gate.stage=selection
 fi
-git checkout -q -- params.yaml dvc.lock
 
 echo "== what each broken variant newly fails, against its healthy reference"
 status=0
@@ -107,7 +113,4 @@ if fsdd.exists():
     print(f"go-fsdd (audio only): not applicable: {', '.join(listed)}")
 sys.exit(1 if wrong else 0)
 PY
-git switch -q "$start"
-dvc checkout -q || true
-echo "== back on $start; the example left branch go-no-go-$stamp and its experiments"
 exit $status
