@@ -258,6 +258,15 @@ DEFINITION = {
 }
 
 
+def shown(share: float | None) -> str:
+    """A share for the console line; `undefined` where no item was there to count.
+
+    >>> shown(0.12345), shown(None)
+    ('0.123', 'undefined')
+    """
+    return "undefined" if share is None else f"{share:.3f}"
+
+
 @register_probe("items")
 class Items(Probe):
     """Leave one modality out by item on validation: see the module's docstring."""
@@ -277,10 +286,10 @@ class Items(Probe):
         summary = summarise(rights, run.data.index)
         mean = summary["mean"]
         line = (
-            f"audio-dependent {mean['shares']['audio_dependent']:.3f} of validation rows; of "
-            f"those, {mean['dependent_drop']['other_seeds']:.3f} wrong with the audio muted on "
+            f"audio-dependent {shown(mean['shares']['audio_dependent'])} of validation rows; of "
+            f"those, {shown(mean['dependent_drop']['other_seeds'])} wrong with the audio muted on "
             f"the other seeds' models; modality-free rows wrong with it muted "
-            f"{mean['free_drop']:.3f} (mean over seeds)"
+            f"{shown(mean['free_drop'])} (mean over seeds)"
         )
         return ProbeOutput(
             {"definition": DEFINITION, "seeds": list(rights), "n_rows": len(run.data.labels)}

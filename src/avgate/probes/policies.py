@@ -33,7 +33,7 @@ from avgate import metrics
 from avgate.config import Params
 from avgate.model_diagnostics import ablate
 from avgate.probes.base import Probe, ProbeOutput, register_probe
-from avgate.probes.items import audio_visual_reason, load_run, mean_of, rounded
+from avgate.probes.items import audio_visual_reason, load_run, mean_of, rounded, shown
 from avgate.training.determinism import pin_determinism
 
 HEURISTICS = ("confidence", "entropy")
@@ -148,8 +148,8 @@ class Policies(Probe):
             },
             plot=pd.DataFrame(curve, columns=list(COLUMNS)),
             line=(
-                f"{primary} always-on {fixed[ALWAYS_ON]['score']:.4f}, always-off "
-                f"{fixed[ALWAYS_OFF]['score']:.4f}; {params.probe.policy_points} thresholds per "
+                f"{primary} always-on {shown(fixed[ALWAYS_ON]['score'])}, always-off "
+                f"{shown(fixed[ALWAYS_OFF]['score'])}; {params.probe.policy_points} thresholds per "
                 f"heuristic ({', '.join(HEURISTICS)}) in plots/gating_policies.csv"
             ),
         )
