@@ -4,9 +4,10 @@
 #      goes into gates.yaml's `checks:`, committed on a branch of its own.
 #   2. go-demo: the audio-visual demo with the gated fusion head; its verdict table.
 #   3. The broken variants, each run as its own experiment and compared with its healthy
-#      reference: go-leaky (a random split: the same channels on both sides), go-deaf (the
-#      audio gate closed: a model that ignores audio), go-unfrozen (LoRA with the encoder's
-#      feature projection trained in full) against go-lora (plain LoRA). Each must fail the
+#      reference: go-leaky (split by time inside each channel: every channel on both sides) and
+#      go-deaf (the audio gate closed: a model that ignores audio) against go-demo, go-unfrozen
+#      (LoRA with the encoder's feature projection trained in full) against go-lora (plain
+#      LoRA). Each must fail the
 #      criteria it breaks, and nothing its reference passed may newly fail but those; the last
 #      lines say so, and the script fails otherwise.
 #   4. With FSDD (a folder with recordings/{digit}_{speaker}_{index}.wav): go-fsdd, audio only,
@@ -67,7 +68,7 @@ run() {  # run NAME [-S key=value ...]: one experiment from the committed params
 gated=(-S train.fusion=gated)
 lora=(-S train.finetune=lora -S budget.policy=none)
 run go-demo "${gated[@]}"
-run go-leaky "${gated[@]}" -S split.method=random -S split.allow_leakage=true
+run go-leaky "${gated[@]}" -S split.method=intra_group -S split.allow_leakage=true
 run go-deaf "${gated[@]}" -S 'train.closed_modalities=[audio]'
 run go-lora "${lora[@]}"
 run go-unfrozen "${lora[@]}" -S 'train.lora.train_base=[feature_projection]'
