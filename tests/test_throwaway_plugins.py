@@ -1,8 +1,8 @@
 """Throwaway plugins: for each kind of plugin, ONE new module, written to a temporary folder with no
 other file edited, is imported, and the name it registers works end to end. The sections follow
 docs/extending.md, one per kind of plugin: metrics, gate statistics, gate criteria, go/no-go
-checks (then encoders, dataset formats and training modes). Each uses the `plugin` fixture, which
-writes the module, imports it and, afterwards, unregisters what it registered."""
+checks, probes (then encoders, dataset formats and training modes). Each uses the `plugin`
+fixture, which writes the module, imports it and, afterwards, unregisters what it registered."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ from avgate.gating.go_verdict import judge as go_judge
 from avgate.gating.spec import parse_spec
 from avgate.gating.verdict import judge
 from avgate.go import CHECKS, Context
+from avgate.go.base import probe_result
+from avgate.probes import PROBES
+from avgate.stages import probe
 
 Load = Callable[..., ModuleType]
 
@@ -289,9 +292,40 @@ def test_a_check_module_is_a_go_check_a_plan_declares_and_the_verdict_judges(plu
         parse_spec({**plan, "checks": {"trainable_budget": {"max_trainable": 0}}}, "x")
 
 
+SEED_COUNT = """
+    from avgate.probes.base import Probe, ProbeOutput, register_probe
+
+
+    @register_probe("seed_count")
+    class SeedCount(Probe):
+        \"\"\"How many seeds the plan trains (evidence a check could judge).\"\"\"
+
+        def applies(self, params):
+            return None if len(params.train.seeds) > 1 else "one seed: nothing to count"
+
+        def run(self, params):
+            n = len(params.train.seeds)
+            return ProbeOutput({"seeds": n}, line=f"{n} seeds")
+"""
+
+
+def test_a_probe_module_is_run_by_the_probe_stage_and_read_by_checks(plugin, tmp_path, monkeypatch):
+    plugin("throwaway_seed_count", SEED_COUNT, PROBES)
+    monkeypatch.setattr(probe, "PROBES", {"seed_count": PROBES["seed_count"]})
+    monkeypatch.chdir(tmp_path)
+    said: list[str] = []
+    probe.run(Params.from_dict({"train": {"seeds": [0, 1, 2]}}), said.append)
+    assert said == ["probe seed_count: 3 seeds (reports/probe/seed_count.json)"]
+    assert probe_result(Context((0, 1, 2)), "seed_count") == ({"applies": True, "seeds": 3}, None)
+    probe.run(Params.from_dict({"train": {"seeds": [0]}, "probe": {"seed": 0}}), said.append)
+    expected = "reports/probe/seed_count.json: one seed: nothing to count"
+    assert probe_result(Context((0,)), "seed_count") == (None, expected)
+
+
 def test_the_registries_are_as_before_after_a_throwaway_plugin():
     assert "error_rate" not in metrics.METRICS and "sign_test" not in stats.STATISTICS
     assert "worst_seed" not in CRITERIA and "trainable_budget" not in CHECKS
+    assert "seed_count" not in PROBES
 
 
 # ---------------------------------------------------------------------------------------------
