@@ -10,10 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
 
+from avgate.demo.encoder import write_demo_wavlm
 from avgate.gating.go_verdict import FAIL, NOT_APPLICABLE, newly_failed
 from avgate.go import CHECKS
 from avgate.stages import go, probe
@@ -23,18 +22,6 @@ from tests.scratch import REPO
 
 pytestmark = pytest.mark.slow
 
-WAVLM = WavLMConfig(  # tiny and random: the LoRA base
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    conv_dim=(16, 16),
-    conv_stride=(20, 10),
-    conv_kernel=(20, 10),
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=2,
-    num_buckets=16,
-)
 SEEDS = [0, 1, 2]
 GATED = {"train": {"seeds": SEEDS, "fusion": "gated"}}
 
@@ -68,10 +55,7 @@ def failed(report: dict) -> set[str]:
 def reports(small_demo, tmp_path_factory, one_torch_thread) -> dict[str, dict]:
     """reports/go.json of each variant."""
     found: dict[str, dict] = {}
-    torch.manual_seed(0)
-    wavlm = tmp_path_factory.mktemp("wavlm")
-    WavLMModel(WAVLM).save_pretrained(wavlm)
-    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(wavlm)
+    wavlm = write_demo_wavlm(tmp_path_factory.mktemp("wavlm"), seed=0)  # the LoRA base
     lora = {
         "embed": {"encoders": {"logmel": "logmel"}, "logmel": {}, "wavlm": {"model": str(wavlm)}},
         "train": {"seeds": SEEDS, "finetune": "lora",

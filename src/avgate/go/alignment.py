@@ -11,40 +11,19 @@ method that reads the video; neither check applies then.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from avgate.declare import bound, param
 from avgate.go.base import (
     CheckResult,
     Context,
-    EvidenceError,
-    GoCheck,
+    ProbeCheck,
     at_least,
     at_most,
     lookup,
-    probe_result,
     register_check,
 )
-from avgate.layout.results import probe_path
 
 PROBE = "alignment"
-
-
-class AlignmentCheck(GoCheck):
-    """The evidence and applicability both alignment checks share."""
-
-    def evidence(self, context: Context) -> tuple[Path, ...]:
-        return (probe_path(PROBE),)
-
-    def applies(self, context: Context) -> str | None:
-        return probe_result(context, PROBE)[1]
-
-    def findings(self, context: Context) -> dict:
-        """The probe's result (only called when it applies)."""
-        data, reason = probe_result(context, PROBE)
-        if data is None:
-            raise EvidenceError(str(reason))
-        return data
 
 
 @dataclass(frozen=True)
@@ -58,17 +37,18 @@ class AVAlignmentOptions:
 
 
 @register_check("av_alignment")
-class AVAlignment(AlignmentCheck):
+class AVAlignment(ProbeCheck):
     """Per-second agreement of the audio evidence (eventness scores) and the visual evidence
     (foreground share), each cut per clip into event and background, must reach
     `min_agreement` on the annotated seconds of train and val."""
 
     phase = "data"
+    probe = PROBE
     options_type = AVAlignmentOptions
     example = {"min_agreement": 0.9}
 
     def run(self, context: Context) -> CheckResult:
-        data, path = self.findings(context), probe_path(PROBE)
+        data, path = self.findings(context)
         value = lookup(data, path, "agreement")
         seconds, clips = lookup(data, path, "n_seconds"), lookup(data, path, "n_clips")
         labels = (
@@ -93,17 +73,18 @@ class AVMismatchOptions:
 
 
 @register_check("av_mismatch")
-class AVMismatch(AlignmentCheck):
+class AVMismatch(ProbeCheck):
     """The share of obviously mismatched clips must stay within `max_share`: clips whose audio
     evidence correlates with their own video's no better than with the median other clip's
     (the probe's `mismatch_rule`)."""
 
     phase = "data"
+    probe = PROBE
     options_type = AVMismatchOptions
     example = {"max_share": 0.02}
 
     def run(self, context: Context) -> CheckResult:
-        data, path = self.findings(context), probe_path(PROBE)
+        data, path = self.findings(context)
         share = lookup(data, path, "mismatched_share")
         count, clips = lookup(data, path, "n_mismatched"), lookup(data, path, "n_clips")
         named = lookup(data, path, "mismatched_clips")

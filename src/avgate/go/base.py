@@ -169,6 +169,26 @@ class GoCheck(ABC):
         what it reads."""
 
 
+class ProbeCheck(GoCheck):
+    """A check on the findings of one probe (`probe`: its name in `avgate.probes`): its evidence
+    is that probe's file, and it does not apply where the probe did not."""
+
+    probe: ClassVar[str]
+
+    def evidence(self, context: Context) -> tuple[Path, ...]:
+        return (probe_path(self.probe),)
+
+    def applies(self, context: Context) -> str | None:
+        return probe_result(context, self.probe)[1]
+
+    def findings(self, context: Context) -> tuple[dict, Path]:
+        """The probe's findings and their file; EvidenceError where the probe did not apply."""
+        data, reason = probe_result(context, self.probe)
+        if data is None:
+            raise EvidenceError(str(reason))
+        return data, probe_path(self.probe)
+
+
 CHECKS: dict[str, type[GoCheck]] = {}
 Kind = TypeVar("Kind", bound=type[GoCheck])
 

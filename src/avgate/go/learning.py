@@ -15,39 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 from avgate.declare import REQUIRED, bound, param
 from avgate.go.base import (
     CheckResult,
     Context,
-    GoCheck,
+    ProbeCheck,
     at_least,
     at_most,
     lookup,
-    probe_result,
     register_check,
 )
-from avgate.layout.results import probe_path
 
 LISTED = 5  # mismatching clip ids a detail line names
-
-
-class ProbeCheck(GoCheck):
-    """A check on the findings of the probe `probe`: not applicable where the probe was not."""
-
-    probe: str
-
-    def evidence(self, context: Context) -> tuple[Path, ...]:
-        return (probe_path(self.probe),)
-
-    def applies(self, context: Context) -> str | None:
-        return probe_result(context, self.probe)[1]
-
-    def findings(self, context: Context) -> tuple[dict, Path]:
-        """The probe's findings and their file (only called when the probe applied)."""
-        data, _ = probe_result(context, self.probe)
-        return data or {}, probe_path(self.probe)
 
 
 @dataclass(frozen=True)

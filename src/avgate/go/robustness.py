@@ -17,7 +17,7 @@ from avgate.declare import REQUIRED, bound, one_of, param
 from avgate.go.base import (
     CheckResult,
     Context,
-    GoCheck,
+    ProbeCheck,
     at_least,
     at_most,
     below,
@@ -72,18 +72,16 @@ class AudioDependenceOptions:
 
 
 @register_check("audio_dependence")
-class AudioDependence(GoCheck):
+class AudioDependence(ProbeCheck):
     """Leave one modality out, by item: items that need the audio must go wrong without it
     (at least `min_dependent_drop`), items that need no modality must not (at most
     `max_free_drop`). Both must hold; the result shows the one that fails (the dependent drop
     when both pass). With `reference: other_seeds` and one seed: not applicable."""
 
     phase = "robustness"
+    probe = ITEMS
     options_type = AudioDependenceOptions
     example = {"min_dependent_drop": 0.8, "max_free_drop": 0.05, "reference": "other_seeds"}
-
-    def evidence(self, context: Context) -> tuple[Path, ...]:
-        return (probe_path(ITEMS),)
 
     def applies(self, context: Context) -> str | None:
         data, reason = probe_result(context, ITEMS)
@@ -98,8 +96,7 @@ class AudioDependence(GoCheck):
         return None
 
     def run(self, context: Context) -> CheckResult:
-        path = probe_path(ITEMS)
-        data = context.read(path)
+        data, path = self.findings(context)
         ref = self.options.reference
         dependent = lookup(data, path, "mean", "dependent_drop", ref)
         free = lookup(data, path, "mean", "free_drop")
@@ -141,24 +138,18 @@ class IrrelevanceStressOptions:
 
 
 @register_check("irrelevance_stress")
-class IrrelevanceStress(GoCheck):
+class IrrelevanceStress(ProbeCheck):
     """Audio that carries nothing must not move the model: with the audio replaced by noise
     or another clip's, the share of validation rows decided otherwise than with the audio muted
     stays at most `max_use` (mean over seeds)."""
 
     phase = "robustness"
+    probe = STRESS
     options_type = IrrelevanceStressOptions
     example = {"max_use": 0.05, "audio": "noise"}
 
-    def evidence(self, context: Context) -> tuple[Path, ...]:
-        return (probe_path(STRESS),)
-
-    def applies(self, context: Context) -> str | None:
-        return probe_result(context, STRESS)[1]
-
     def run(self, context: Context) -> CheckResult:
-        path = probe_path(STRESS)
-        data = context.read(path)
+        data, path = self.findings(context)
         audio = self.options.audio
         use = lookup(data, path, "mean", "use", audio)
         per_seed = _seeds_shown(lookup(data, path, "per_seed"), "use", audio)
@@ -178,18 +169,16 @@ class GateParityOptions:
 
 
 @register_check("gate_parity")
-class GateParity(GoCheck):
+class GateParity(ProbeCheck):
     """Forward equivalence with the fusion gate off: with its audio gate closed, a gated-fusion
     head's logits must not depend on the audio (noise or another clip's in place of the real
     audio moves them by less than `max_abs_logit_diff`, mean absolute difference, the largest
     over seeds and replacements). Only a head with `train.fusion: gated` has the gate."""
 
     phase = "safety"
+    probe = STRESS
     options_type = GateParityOptions
     example = {"max_abs_logit_diff": 1e-5}
-
-    def evidence(self, context: Context) -> tuple[Path, ...]:
-        return (probe_path(STRESS),)
 
     def applies(self, context: Context) -> str | None:
         data, reason = probe_result(context, STRESS)
@@ -199,8 +188,8 @@ class GateParity(GoCheck):
         return None if parity.get("applies") else f"{probe_path(STRESS)}: {parity.get('reason')}"
 
     def run(self, context: Context) -> CheckResult:
-        path = probe_path(STRESS)
-        diff = lookup(context.read(path), path, "gate_parity", "max_mean_abs_logit_diff")
+        data, path = self.findings(context)
+        diff = lookup(data, path, "gate_parity", "max_mean_abs_logit_diff")
         what = "mean |logit difference| real vs irrelevant audio with the audio gate closed, " \
             "largest over seeds:"  # fmt: skip
         return below(diff, self.options.max_abs_logit_diff, what, (path,))
@@ -222,25 +211,19 @@ class GatingPolicyOptions:
 
 
 @register_check("gating_policy")
-class GatingPolicy(GoCheck):
+class GatingPolicy(ProbeCheck):
     """A cheap gate on the audio branch: some heuristic point (visual-only confidence or
     entropy threshold, `probes.policies`) skips at least `min_skipped` of the audio
     consultations for a primary-metric drop of at most `max_drop` (both means over seeds at
     the point). The result names the point that skips the most within the drop."""
 
     phase = "efficiency"
+    probe = POLICIES
     options_type = GatingPolicyOptions
     example = {"min_skipped": 0.2, "max_drop": 0.01}
 
-    def evidence(self, context: Context) -> tuple[Path, ...]:
-        return (probe_path(POLICIES),)
-
-    def applies(self, context: Context) -> str | None:
-        return probe_result(context, POLICIES)[1]
-
     def run(self, context: Context) -> CheckResult:
-        path = probe_path(POLICIES)
-        data = context.read(path)
+        data, path = self.findings(context)
         metric = lookup(data, path, "primary_metric")
         within = [
             p for p in lookup(data, path, "curve")
