@@ -317,7 +317,7 @@ def test_a_probe_module_is_run_by_the_probe_stage_and_read_by_checks(plugin, tmp
     probe.run(Params.from_dict({"train": {"seeds": [0, 1, 2]}}), said.append)
     assert said == ["probe seed_count: 3 seeds (reports/probe/seed_count.json)"]
     assert probe_result(Context((0, 1, 2)), "seed_count") == ({"applies": True, "seeds": 3}, None)
-    probe.run(Params.from_dict({"train": {"seeds": [0]}, "probe": {"seed": 0}}), said.append)
+    probe.run(Params.from_dict({"train": {"seeds": [0]}}), said.append)
     expected = "reports/probe/seed_count.json: one seed: nothing to count"
     assert probe_result(Context((0,)), "seed_count") == (None, expected)
 

@@ -474,7 +474,7 @@ class GateParams:
 @dataclass(frozen=True)
 class ProbeParams:
     seed: int = param(
-        0, "the seed (one of train.seeds) whose model the single-model probes read", bound(">= 0")
+        0, "the seed of the probes' own training runs (overfit, resume) and draws", bound(">= 0")
     )
     overfit_rows: int = param(
         256, "tiny overfit: training rows of the fixed subset (the first of each class in turn)",
@@ -571,8 +571,6 @@ def _check(params: Params) -> None:
     if params.train.closed_modalities and params.train.fusion != "gated":
         fail("train.closed_modalities", "needs train.fusion: gated (a gate to close)",
              params.train.closed_modalities)  # fmt: skip
-    if params.probe.seed not in params.train.seeds:
-        fail("probe.seed", f"must be one of train.seeds {params.train.seeds}", params.probe.seed)
     if params.train.finetune == "lora":
         _check_lora_recipe(params)
     lora = params.train.lora
