@@ -61,7 +61,7 @@ def test_repro_then_status_is_up_to_date(dvc_project):
 def test_head_only_experiment_reruns_nothing_before_train(dvc_project):
     log = sh(dvc_project, "dvc", "exp", "run", "-S", "train.lr=0.003")
     ran = ran_stages(log)
-    assert ran == {"train", "gate", "go"}  # go judges the new models' evidence
+    assert ran == {"train", "gate", "probe", "go"}  # probe and go judge the new models
     assert not {s for s in ran if s.split("@")[0] in {"demo_data", "ingest", "split", "embed"}}
     table = json.loads(sh(dvc_project, "dvc", "exp", "show", "--json"))
     experiments = [e for rev in table for e in (rev.get("experiments") or [])]

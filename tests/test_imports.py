@@ -31,5 +31,7 @@ def test_a_cycle_through_a_lazy_import_is_found(monkeypatch):
 
 
 def _stage_layer(module: str) -> bool:
-    """The command line, the stages and the commands people type (`avgate report`, ...)."""
-    return module == "avgate.cli" or module.startswith(("avgate.stages", "avgate.commands"))
+    """The command line, the stages, the commands people type (`avgate report`, ...) and the
+    probes, the `probe` stage's plugins (they run the train and embed stages' code again)."""
+    stage_packages = ("avgate.stages", "avgate.commands", "avgate.probes")
+    return module == "avgate.cli" or module.startswith(stage_packages)

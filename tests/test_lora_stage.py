@@ -305,9 +305,9 @@ def test_a_failed_check_fails_the_run(trained, monkeypatch, fault):
     monkeypatch.chdir(root)
     wrap = fitting.wrap_lora
 
-    def faulty(model, targets, r, alpha, dropout):
-        if fault == "unfrozen base weight":
-            wrap(model, targets, r, alpha, dropout)
+    def faulty(model, targets, r, alpha, dropout, train_base):
+        if fault == "unfrozen base weight":  # undeclared: not in train.lora.train_base
+            wrap(model, targets, r, alpha, dropout, train_base)
             next(model.encoder.get_base_model().parameters()).requires_grad_(True)
             return model
         model.encoder = get_peft_model(model.encoder, LoraConfig(target_modules=targets, r=r))
