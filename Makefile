@@ -18,8 +18,11 @@ repro: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
 	$(BIN)/avgate summary
 
+# Two workers (CI has two cores); each test file runs whole in one of them, so its module
+# fixtures are built once. PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
