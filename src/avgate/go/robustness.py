@@ -44,8 +44,14 @@ def _seeds_shown(per_seed: dict, *keys: str) -> str:
 
 
 def _undefined(what: str, why: str, threshold: float, rule: str, path: Path) -> CheckResult:
-    """A failed result for a statistic the evidence leaves undefined."""
-    return CheckResult(None, threshold, False, f"UNDEFINED: {what}: {why}", (str(path),), rule)
+    """A failed result for a statistic the evidence leaves undefined (`what` may end in the
+    colon the passing detail puts before its value).
+
+    >>> _undefined("share:", "no items", 0.8, ">=", Path("items.json")).detail
+    'UNDEFINED: share: no items'
+    """
+    detail = f"UNDEFINED: {what.rstrip(':')}: {why}"
+    return CheckResult(None, threshold, False, detail, (str(path),), rule)
 
 
 @dataclass(frozen=True)
