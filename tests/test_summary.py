@@ -36,3 +36,16 @@ def test_without_metrics_the_command_says_what_to_run(tmp_path, monkeypatch, cap
     (tmp_path / "params.yaml").write_text("{}\n")
     assert main(["summary"]) == 1
     assert "run `dvc repro` first" in capsys.readouterr().err
+
+
+def test_the_go_verdict_is_summarised_with_its_failed_checks(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("{}\n")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/scores.json").write_text(json.dumps(committed("scores.json")))
+    (tmp_path / "reports").mkdir()
+    verdict = {"verdict": "NO-GO", "failed": ["no_leakage", "seed_std"], "counts": {}}
+    (tmp_path / "reports/go.json").write_text(json.dumps(verdict))
+    assert main(["summary"]) == 0
+    out = capsys.readouterr().out
+    assert "go/no-go: NO-GO, failed: no_leakage, seed_std (reports/go.md)" in out

@@ -164,6 +164,7 @@ def _summary(args: argparse.Namespace, params: Params) -> None:
         read("metrics/leakage.json"),
         read("metrics/gate.json"),
         read("metrics/budget.json"),
+        read("reports/go.json"),
     )
     print("\n".join(lines))
 

@@ -1,5 +1,6 @@
 """The few lines `make repro` ends with: the headline of metrics/scores.json, the leakage verdict,
-the visual budget and the gate, each line at most 100 characters (the files hold the rest).
+the visual budget, the gate and the go/no-go verdict, each line at most 100 characters (the
+files hold the rest).
 
 >>> lines = render({"primary_metric": "accuracy", "n_seeds": 3, "val": {"accuracy": {"mean":
 ...     0.9, "std": 0.01}}, "majority_baseline": {"val": {"accuracy": 0.5}},
@@ -18,7 +19,11 @@ WIDTH = 100
 
 
 def render(
-    evaluation: dict, leakage: dict | None, gate: dict | None, budget: dict | None = None
+    evaluation: dict,
+    leakage: dict | None,
+    gate: dict | None,
+    budget: dict | None = None,
+    go: dict | None = None,
 ) -> list[str]:
     """At most 15 lines of at most 100 characters."""
     primary = evaluation["primary_metric"]
@@ -39,6 +44,8 @@ def render(
         lines += _wrapped(_budget_line(budget))
     if gate:
         lines += _wrapped(f"gate {gate['stage']}: " + _gate_line(gate))
+    if go:
+        lines += _wrapped(f"go/no-go: {_go_line(go)} (reports/go.md)")
     lines += [
         "details: metrics/*.json, `dvc plots show`, `avgate profiles` (timings)",
         "next: dvc exp run -S train.lr=0.003; dvc exp show --only-changed; avgate plan check",
@@ -58,6 +65,21 @@ def _budget_line(budget: dict) -> str:
         f"visual budget {budget['policy']}: {planned['uniform']:.3g} px planned, anchored_topk "
         f"{planned['gap']:+.2%}; val fallback {budget['fallback_used_frac']['val']:.1%} of clips"
     )
+
+
+def _go_line(go: dict) -> str:
+    """The verdict of reports/go.json with its counts, or the checks that failed.
+
+    >>> _go_line({"verdict": "NO-GO", "failed": ["seed_std"], "counts": {}})
+    'NO-GO, failed: seed_std'
+    >>> _go_line({"verdict": "GO", "failed": [], "counts": {"passed": 6, "not_applicable": 1}})
+    'GO, 6 passed, 1 not applicable'
+    """
+    if go["failed"]:
+        return f"{go['verdict']}, failed: {', '.join(go['failed'])}"
+    counts = go["counts"]
+    return f"{go['verdict']}, {counts.get('passed', 0)} passed, " \
+        f"{counts.get('not_applicable', 0)} not applicable"  # fmt: skip
 
 
 def _change(score: dict) -> str:
