@@ -2,8 +2,9 @@
 # The tail recipe on a real imbalanced task: is a spoken "seven" (one clip in ten of the Free
 # Spoken Digit Dataset) told apart from the nine other digits? examples/tail-sweep.sh PATH
 #   PATH  a folder with recordings/{digit}_{speaker}_{index}.wav
-# 1. Writes data/raw/fsdd-tail: the recordings and a manifest (label seven | other, group =
-#    speaker), so that the split keeps each voice on one side.
+#   TAIL_DIGIT (default 7) names the rare class's digit.
+# 1. Writes data/raw/fsdd-tail: the recordings and a manifest (label digit<TAIL_DIGIT> | other,
+#    group = speaker), so that the split keeps each voice on one side.
 # 2. Trains the plain recipe as the experiment tail-base (examples/run_dataset.sh): checkpoints
 #    selected by validation tail F1 (train.selection_metric), which is also the primary metric.
 # 3. Runs the sweep train.sampler x train.label_smoothing, one experiment each.
@@ -20,18 +21,22 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/fsdd-tail"
 cp -R "$1/recordings" "$work/fsdd-tail/recordings"
-python3 - "$work/fsdd-tail" <<'PY'
+python3 - "$work/fsdd-tail" "${TAIL_DIGIT:-7}" <<'PY'
 import csv
 import sys
 from pathlib import Path
 
-root = Path(sys.argv[1])
+root, tail, found = Path(sys.argv[1]), sys.argv[2], False
 with open(root / "manifest.csv", "w", newline="") as out:
     rows = csv.writer(out)
     rows.writerow(["path", "label", "group"])
     for wav in sorted((root / "recordings").glob("*.wav")):
         digit, speaker, _ = wav.stem.split("_")
-        rows.writerow([f"recordings/{wav.name}", "seven" if digit == "7" else "other", speaker])
+        label = f"digit{tail}" if digit == tail else "other"
+        rows.writerow([f"recordings/{wav.name}", label, speaker])
+        found = found or label != "other"
+if not found:
+    sys.exit(f"tail-sweep: no recording of digit {tail} in {root}/recordings (TAIL_DIGIT)")
 PY
 recipe=(-S data.format=csv -S task.kind=clip -S budget.policy=none
         -S '~embed.encoders.frames' -S '~embed.encoders.frames_low'

@@ -17,7 +17,7 @@ import yaml
 
 from avgate.config import Params
 from avgate.stages import demo_data
-from tests.scratch import REPO
+from tests.scratch import REPO, commit, scratch_project
 
 # Small enough for seconds-long stage runs, large enough for a grouped 3-way split of 6 classes.
 SMALL = {
@@ -133,3 +133,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def example_project(tmp_path: Path) -> Iterator[Path]:
+    """A scratch copy of the project for examples/*.sh: the small params on seeds 0 and 1,
+    committed, with the project's environment linked in under a stamp of its own."""
+    root = scratch_project(tmp_path / "project")
+    shutil.copytree(REPO / "examples", root / "examples")
+    for name in ("Makefile", "requirements.lock", "pyproject.toml"):
+        shutil.copy2(REPO / name, root / name)  # keeps mtimes: make sees .venv as current
+    venv = root / ".venv"  # the project's environment, with a stamp of its own: `make` in the
+    venv.mkdir()  # copy must never re-install (that would point the editable install here)
+    for entry in (REPO / ".venv").iterdir():
+        if entry.name != ".installed":
+            (venv / entry.name).symlink_to(entry)
+    (venv / ".installed").touch()
+    write_params(root, {"demo": {"workers": 0}, "train": {"seeds": [0, 1]}})
+    commit(root, "examples and small params")
+    yield root
+    for editable in (REPO / ".venv").glob("lib/python*/site-packages/__editable__.avgate*.pth"):
+        assert editable.read_text().strip() == str(REPO / "src"), "an example re-installed avgate"

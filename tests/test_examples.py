@@ -6,35 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 
 import pytest
 import yaml
 
 from tests import formats
 from tests.conftest import write_params
-from tests.scratch import REPO, commit, scratch_project, sh
+from tests.scratch import commit, sh
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def project(tmp_path):
-    root = scratch_project(tmp_path / "project")
-    shutil.copytree(REPO / "examples", root / "examples")
-    for name in ("Makefile", "requirements.lock", "pyproject.toml"):
-        shutil.copy2(REPO / name, root / name)  # keeps mtimes: make sees .venv as current
-    venv = root / ".venv"  # the project's environment, with a stamp of its own: `make` in the
-    venv.mkdir()  # copy must never re-install (that would point the editable install here)
-    for entry in (REPO / ".venv").iterdir():
-        if entry.name != ".installed":
-            (venv / entry.name).symlink_to(entry)
-    (venv / ".installed").touch()
-    write_params(root, {"demo": {"workers": 0}, "train": {"seeds": [0, 1]}})
-    commit(root, "examples and small params")
-    yield root
-    for editable in (REPO / ".venv").glob("lib/python*/site-packages/__editable__.avgate*.pth"):
-        assert editable.read_text().strip() == str(REPO / "src"), "an example re-installed avgate"
+def project(example_project):
+    return example_project
 
 
 def test_esc50_example_runs_on_the_predefined_folds(project, tmp_path):
