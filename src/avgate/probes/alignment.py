@@ -31,13 +31,12 @@ from avgate.encoders.registry import encoder_class
 from avgate.errors import StageError
 from avgate.layout.clips import embedding_dir, eventness_scores
 from avgate.layout.labels import second_labels
-from avgate.probes.base import Probe, ProbeOutput, register_probe
+from avgate.probes.base import DECIMALS, Probe, ProbeOutput, register_probe
 
 LABELLED = ("train", "val")  # the splits whose labels the probe reads: never test
 FOREGROUND = 0  # frames encoder rows: the first feature is the second's foreground share
 VISUAL_KIND = "frames"
 LISTED = 20  # mismatched clips named in the result
-DECIMALS = 6
 TINY = 1e-12  # a time course spreading less than this is constant: it correlates 0
 BINARISATION = (
     "per clip and stream, event = above the cut of the exact 1-D two-means split of the clip's "

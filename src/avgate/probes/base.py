@@ -25,6 +25,32 @@ import pandas as pd
 
 from avgate.config import Params
 
+DECIMALS = 6  # probe floats in JSON and plots: the same bytes on any x86 CPU
+
+
+def rounded(value: float | None) -> float | None:
+    """`value` to DECIMALS places (None stays None).
+
+    >>> rounded(0.12345678), rounded(None)
+    (0.123457, None)
+    """
+    return None if value is None else round(float(value), DECIMALS)
+
+
+def round_floats(data: Any) -> Any:
+    """`data` with every float rounded to DECIMALS places (nested dicts and lists too).
+
+    >>> round_floats({"loss": 0.12345678, "epochs": 3, "per": [1e-9]})
+    {'loss': 0.123457, 'epochs': 3, 'per': [0.0]}
+    """
+    if isinstance(data, float):
+        return round(data, DECIMALS)
+    if isinstance(data, dict):
+        return {key: round_floats(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [round_floats(value) for value in data]
+    return data
+
 
 def plot_path(kind: type[Probe]) -> Path:
     """The CSV of a probe's plot."""

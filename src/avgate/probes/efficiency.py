@@ -29,7 +29,7 @@ import torch
 from avgate.config import Params
 from avgate.finetune.none import Data, build_head, row_names
 from avgate.finetune.none.fitting import recipe
-from avgate.probes.base import Probe, ProbeOutput, register_probe
+from avgate.probes.base import Probe, ProbeOutput, register_probe, rounded
 from avgate.probes.head_mode import head_data, not_head_mode
 from avgate.training.determinism import pin_determinism
 from avgate.training.finite import Rows
@@ -130,7 +130,7 @@ def efficiency(params: Params, data: Data) -> ProbeOutput:
         "train_batch_size": target,
         "device_memory_gib": params.probe.device_memory_gib,
         "peak_bytes_at_train_batch_size": at_target["peak_bytes"],
-        "headroom": round(headroom(at_target["peak_bytes"], params.probe.device_memory_gib), 6),
+        "headroom": rounded(headroom(at_target["peak_bytes"], params.probe.device_memory_gib)),
         "by_batch_size": rows,
     }
     plot = pd.DataFrame(rows)[["batch_size", "peak_mib"]]

@@ -3,9 +3,6 @@ inputs as the train stage hands them over, params changed for a probe's run, and
 head scores a split. They train through `avgate.finetune.none` and its one loop, never a loop of
 their own; a LoRA run (`train.finetune: lora`) re-encodes the audio every epoch, too costly for a
 probe, so they do not apply to it.
-
->>> round_floats({"loss": 0.12345678, "epochs": 3, "per": [1e-9]})
-{'loss': 0.123457, 'epochs': 3, 'per': [0.0]}
 """
 
 from __future__ import annotations
@@ -20,8 +17,6 @@ from avgate.finetune.none import Data, predict
 from avgate.layout.inputs import Examples, encoder_blocks, examples
 from avgate.training.labels import encode
 from avgate.training.tensors import loss_and_accuracy
-
-DECIMALS = 6  # JSON floats: kernels on other CPUs may differ in the last bits
 
 
 def not_head_mode(params: Params) -> str | None:
@@ -50,14 +45,3 @@ def scores(model: torch.nn.Module, rows: Examples, classes: list[str]) -> dict[s
     logits = torch.from_numpy(predict(model.eval(), rows.x))
     plain = loss_and_accuracy(logits, encode(rows.labels, classes, "probe"))
     return {"loss": plain["val_loss"], "accuracy": plain["val_accuracy"]}
-
-
-def round_floats(data: Any) -> Any:
-    """`data` with every float rounded to DECIMALS places (nested dicts and lists too)."""
-    if isinstance(data, float):
-        return round(data, DECIMALS)
-    if isinstance(data, dict):
-        return {key: round_floats(value) for key, value in data.items()}
-    if isinstance(data, list | tuple):
-        return [round_floats(value) for value in data]
-    return data

@@ -49,11 +49,10 @@ from avgate.finetune.none import load, predict
 from avgate.layout.inputs import Examples, examples, modality_columns
 from avgate.layout.results import DESCRIPTION, model_dir
 from avgate.model_diagnostics import ablate
-from avgate.probes.base import Probe, ProbeOutput, register_probe
+from avgate.probes.base import Probe, ProbeOutput, register_probe, rounded
 from avgate.training.determinism import pin_determinism
 
 AUDIO, VISUAL = "audio", "visual"
-DECIMALS = 6  # probe floats: the same bytes on any x86 CPU
 N_EXAMPLES = 3  # example rows listed per item kind and seed
 KINDS = ("audio_dependent", "visual_dependent", "modality_free")
 REFERENCES = ("other_seeds", "other_clip")
@@ -118,11 +117,6 @@ def load_run(params: Params) -> AudioVisualRun:
     return AudioVisualRun(
         examples(params, "val"), classes, columns[AUDIO], columns[VISUAL], tuple(heads)
     )
-
-
-def rounded(value: float | None) -> float | None:
-    """`value` to DECIMALS places (None stays None)."""
-    return None if value is None else round(float(value), DECIMALS)
 
 
 def mean_of(values: list[float | None]) -> float | None:

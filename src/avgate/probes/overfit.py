@@ -26,8 +26,8 @@ import numpy as np
 from avgate.config import Params
 from avgate.finetune.none import Data, train
 from avgate.layout.inputs import Examples
-from avgate.probes.base import Probe, ProbeOutput, register_probe
-from avgate.probes.head_mode import head_data, not_head_mode, round_floats, scores, with_train
+from avgate.probes.base import Probe, ProbeOutput, register_probe, round_floats
+from avgate.probes.head_mode import head_data, not_head_mode, scores, with_train
 
 # train.<key>: the value that turns it off in a memorisation run (early stopping and
 # oversampling are turned off too, by `memorising`)

@@ -32,8 +32,8 @@ from scipy.stats import entropy
 from avgate import metrics
 from avgate.config import Params
 from avgate.model_diagnostics import ablate
-from avgate.probes.base import Probe, ProbeOutput, register_probe
-from avgate.probes.items import audio_visual_reason, load_run, mean_of, rounded, shown
+from avgate.probes.base import Probe, ProbeOutput, register_probe, rounded
+from avgate.probes.items import audio_visual_reason, load_run, mean_of, shown
 from avgate.training.determinism import pin_determinism
 
 HEURISTICS = ("confidence", "entropy")

@@ -23,8 +23,8 @@ import torch
 
 from avgate.config import Params
 from avgate.finetune.none import Data, train
-from avgate.probes.base import Probe, ProbeOutput, register_probe
-from avgate.probes.head_mode import head_data, not_head_mode, round_floats, scores, with_train
+from avgate.probes.base import Probe, ProbeOutput, register_probe, round_floats
+from avgate.probes.head_mode import head_data, not_head_mode, scores, with_train
 from avgate.training.callbacks import Callback
 from avgate.training.result import Trained, finite_or_none
 

@@ -28,7 +28,7 @@ from avgate.config import Params
 from avgate.finetune.none import predict
 from avgate.model_diagnostics import ablate
 from avgate.models.fusion import GatedFusion
-from avgate.probes.base import Probe, ProbeOutput, register_probe
+from avgate.probes.base import Probe, ProbeOutput, register_probe, rounded
 from avgate.probes.items import (
     AUDIO,
     AudioVisualRun,
@@ -36,7 +36,6 @@ from avgate.probes.items import (
     audio_visual_reason,
     load_run,
     mean_of,
-    rounded,
 )
 from avgate.training.determinism import pin_determinism
 
